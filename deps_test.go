@@ -1,0 +1,86 @@
+package t5zoo
+
+import (
+	"go/build"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/t5zoo/t5zoo"
+
+// allowedImports is the dependency direction of DESIGN.md as a table: for each top-level
+// folder, the in-module folders its non-test code may import (itself always allowed).
+// cmd → serve → (finetune, evaluate) → infer → convert → catalog; zoo depends on catalog only.
+func allowedImports() map[string][]string {
+	lower := []string{"catalog", "convert", "infer", "finetune", "evaluate"}
+	return map[string][]string{
+		".":        {},
+		"catalog":  {},
+		"convert":  {"catalog"},
+		"zoo":      {"catalog"},
+		"infer":    {"catalog", "convert"},
+		"finetune": {"catalog", "convert", "infer"},
+		"evaluate": {"catalog", "convert", "infer"},
+		"serve":    append(slices.Clone(lower), "zoo"),
+		"cmd":      append(slices.Clone(lower), "zoo", "serve", "."),
+	}
+}
+
+func topDir(importPath string) string {
+	rel := strings.TrimPrefix(strings.TrimPrefix(importPath, module), "/")
+	if rel == "" {
+		return "."
+	}
+	return strings.SplitN(rel, "/", 2)[0]
+}
+
+// TestDependencyDirection fails when a package imports against the direction of DESIGN.md
+// (the depcheck idea of go-containerregistry's internal/depcheck).
+func TestDependencyDirection(t *testing.T) {
+	allowed := allowedImports()
+	checked := 0
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if name := d.Name(); path != "." && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata") {
+			return filepath.SkipDir
+		}
+		pkg, err := build.ImportDir(path, 0)
+		if err != nil {
+			if _, ok := err.(*build.NoGoError); ok {
+				return nil
+			}
+			return err
+		}
+		checked++
+		from := topDir(module + "/" + filepath.ToSlash(path))
+		ok, known := allowed[from]
+		if !known {
+			t.Errorf("%s: top-level folder %q is not in the dependency table of deps_test.go", path, from)
+			return nil
+		}
+		for _, imp := range pkg.Imports {
+			if imp != module && !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			to := topDir(imp)
+			if to != from && !slices.Contains(ok, to) {
+				t.Errorf("%s imports %s: %s may import only %v", path, imp, from, ok)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 3 {
+		t.Fatalf("checked only %d packages", checked)
+	}
+}
