@@ -1,0 +1,53 @@
+package infer
+
+import "math"
+
+// relativePositionBucket is HF's T5Attention._relative_position_bucket for one relative
+// position rel = key_position - query_position. Like HF it computes the logarithmic bucket
+// in float32 and truncates it: log(rel/max_exact) / log(max_distance/max_exact) ·
+// (num_buckets - max_exact), with the second logarithm taken in float64 and rounded to
+// float32, as torch does with a Python scalar.
+func relativePositionBucket(rel int, bidirectional bool, numBuckets, maxDistance int) int {
+	bucket := 0
+	if bidirectional {
+		numBuckets /= 2
+		if rel > 0 {
+			bucket += numBuckets
+		}
+		rel = max(rel, -rel)
+	} else {
+		rel = -min(rel, 0)
+	}
+	maxExact := numBuckets / 2
+	if rel < maxExact {
+		return bucket + rel
+	}
+	if maxExact == 0 {
+		return bucket + numBuckets - 1
+	}
+	x := float32(rel) / float32(maxExact)
+	logX := float32(math.Log(float64(x)))
+	den := float32(math.Log(float64(maxDistance) / float64(maxExact)))
+	scaled := logX / den * float32(numBuckets-maxExact)
+	large := numBuckets - 1
+	if scaled < float32(numBuckets) { // also false for NaN and +Inf
+		large = min(large, maxExact+int(scaled))
+	}
+	return bucket + large
+}
+
+// buildBuckets tabulates the buckets of relative positions -maxDist..maxDist for both
+// stacks. Beyond ±max_distance every bucket is saturated, so positions are clamped to
+// ±(max_distance+1).
+func (m *Model) buildBuckets() {
+	nb, md := m.shape.RelativeAttentionNumBuckets, m.shape.RelativeAttentionMaxDistance
+	m.maxDist = md + 1
+	n := 2*m.maxDist + 1
+	m.encBucket = make([]int32, n)
+	m.decBucket = make([]int32, n)
+	for i := range n {
+		rel := i - m.maxDist
+		m.encBucket[i] = int32(relativePositionBucket(rel, true, nb, md))
+		m.decBucket[i] = int32(relativePositionBucket(rel, false, nb, md))
+	}
+}

@@ -1,0 +1,166 @@
+package infer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// batchTokens bounds the tokens one internal forward pass of Score or Encode covers;
+// longer batches are split (the results do not depend on the split).
+const batchTokens = 4096
+
+// lmBlockRows is how many decoder rows Score turns into logits at a time, so that a long
+// target never needs a full positions × vocab_size logits matrix.
+const lmBlockRows = 64
+
+// chunks splits items of the given sizes into consecutive runs of at most budget in total
+// (a larger item gets a run of its own).
+func chunks(sizes []int, budget int) [][2]int {
+	var out [][2]int
+	start, sum := 0, 0
+	for i, n := range sizes {
+		if i > start && sum+n > budget {
+			out = append(out, [2]int{start, i})
+			start, sum = i, 0
+		}
+		sum += n
+	}
+	if start < len(sizes) {
+		out = append(out, [2]int{start, len(sizes)})
+	}
+	return out
+}
+
+// ScorePair is one (input, target) pair to score.
+type ScorePair struct {
+	Input  []int // encoder input ids, normally ending with </s>
+	Target []int // target ids (HF labels), normally ending with </s>
+}
+
+// ScoreResult is log p(target | input) under the model.
+type ScoreResult struct {
+	// SumLogprob is the sum of TokenLogprobs.
+	SumLogprob float64
+	// TokenLogprobs[j] is log p(target[j] | input, target[:j]): the float64 log-softmax of the
+	// float32 logits, the decoder being fed decoder_start_token_id then target[:j] (HF's
+	// shift-right of the labels).
+	TokenLogprobs []float64
+}
+
+// Score computes log p(target | input) for each pair, in one batch or a few.
+func (m *Model) Score(ctx context.Context, pairs []ScorePair) ([]ScoreResult, error) {
+	if len(pairs) == 0 {
+		return nil, fmt.Errorf("%w: no pairs to score", ErrInvalidInput)
+	}
+	sizes := make([]int, len(pairs))
+	for i, p := range pairs {
+		if err := m.checkIDs(fmt.Sprintf("pair %d input", i), p.Input); err != nil {
+			return nil, err
+		}
+		if err := m.checkIDs(fmt.Sprintf("pair %d target", i), p.Target); err != nil {
+			return nil, err
+		}
+		sizes[i] = len(p.Input) + len(p.Target)
+	}
+	results := make([]ScoreResult, len(pairs))
+	for _, c := range chunks(sizes, batchTokens) {
+		if err := m.scoreBatch(ctx, pairs[c[0]:c[1]], results[c[0]:c[1]]); err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
+}
+
+func (m *Model) scoreBatch(ctx context.Context, pairs []ScorePair, results []ScoreResult) error {
+	inputs := make([][]int, len(pairs))
+	feeds := make([][]int, len(pairs))
+	for i, p := range pairs {
+		inputs[i] = p.Input
+		feeds[i] = append([]int{m.shape.DecoderStartTokenID}, p.Target[:len(p.Target)-1]...)
+	}
+	encs, err := m.RunEncoder(ctx, inputs)
+	if err != nil {
+		return err
+	}
+	seqs := make([]*Sequence, len(encs))
+	for i, e := range encs {
+		seqs[i] = e.NewSequence()
+	}
+	hidden, err := m.decoderHidden(ctx, seqs, feeds)
+	if err != nil {
+		return err
+	}
+	// Row r of hidden predicts labels[r].
+	var labels []int
+	for i, p := range pairs {
+		labels = append(labels, p.Target...)
+		results[i].TokenLogprobs = make([]float64, 0, len(p.Target))
+	}
+	owner := make([]int, 0, len(labels))
+	for i, p := range pairs {
+		for range p.Target {
+			owner = append(owner, i)
+		}
+	}
+	d, V := m.dModel, m.shape.VocabSize
+	var logits []float32
+	for lo := 0; lo < len(labels); lo += lmBlockRows {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hi := min(len(labels), lo+lmBlockRows)
+		logits = m.lmLogits(hidden[lo*d:hi*d], logits)
+		for r := lo; r < hi; r++ {
+			lp := logSoftmaxAt(logits[(r-lo)*V:(r-lo+1)*V], labels[r])
+			res := &results[owner[r]]
+			res.TokenLogprobs = append(res.TokenLogprobs, lp)
+			res.SumLogprob += lp
+		}
+	}
+	return nil
+}
+
+// Encoding is one input's encoder output.
+type Encoding struct {
+	// Hidden is the encoder's last_hidden_state, len(input) × d_model row-major.
+	Hidden []float32
+	// Mean is the mean of Hidden's rows (every position of the input is a real token, so
+	// this is the mean over non-pad positions), accumulated in float64.
+	Mean []float32
+}
+
+// Encode runs the encoder over inputs and returns each one's hidden states and mean-pooled
+// embedding.
+func (m *Model) Encode(ctx context.Context, inputs [][]int) ([]Encoding, error) {
+	if err := m.checkInputs(inputs); err != nil {
+		return nil, err
+	}
+	sizes := make([]int, len(inputs))
+	for i, in := range inputs {
+		sizes[i] = len(in)
+	}
+	d := m.dModel
+	out := make([]Encoding, len(inputs))
+	for _, c := range chunks(sizes, batchTokens) {
+		hidden, segs, err := m.encoderHidden(ctx, inputs[c[0]:c[1]])
+		if err != nil {
+			return nil, err
+		}
+		for i, sg := range segs {
+			h := slices.Clone(hidden[sg.off*d : (sg.off+sg.n)*d])
+			sum := make([]float64, d)
+			for r := range sg.n {
+				for k, v := range h[r*d : (r+1)*d] {
+					sum[k] += float64(v)
+				}
+			}
+			mean := make([]float32, d)
+			for k := range mean {
+				mean[k] = float32(sum[k] / float64(sg.n))
+			}
+			out[c[0]+i] = Encoding{Hidden: h, Mean: mean}
+		}
+	}
+	return out, nil
+}

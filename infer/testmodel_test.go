@@ -1,0 +1,247 @@
+package infer
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/t5zoo/t5zoo/catalog"
+	"github.com/t5zoo/t5zoo/convert/safetensors"
+)
+
+// randomSpec describes a random-weight model for self-consistency tests.
+type randomSpec struct {
+	shape  catalog.Shape
+	dtype  safetensors.DType // F32, F16 or BF16
+	shards int               // 0 or 1: model.safetensors; more: an index and that many shards
+	// zeroEOS zeroes the output-embedding row of </s>, so that greedy decoding never stops
+	// early and beam search never finishes a hypothesis before max_length.
+	zeroEOS bool
+}
+
+// smallShape has d_kv·num_heads (60) ≠ d_model (48) and more encoder than decoder layers.
+func smallShape() catalog.Shape {
+	s := catalog.DefaultShape()
+	s.DModel, s.DFF, s.DKV, s.NumHeads = 48, 72, 20, 3
+	s.NumLayers, s.NumDecoderLayers = 3, 2
+	s.VocabSize = 300
+	s.RelativeAttentionMaxDistance = 20 // short inputs reach the saturated buckets
+	return s
+}
+
+// tensorSpec lists the tensors HF stores for s, with their shapes.
+func tensorSpec(s catalog.Shape) map[string][]int {
+	d, inner, ff := s.DModel, s.InnerDim(), s.DFF
+	out := map[string][]int{"shared.weight": {s.VocabSize, d}}
+	if !s.TieWordEmbeddings {
+		out["lm_head.weight"] = []int{s.VocabSize, d}
+	}
+	ffn := func(p string) {
+		if s.Gated() {
+			out[p+"DenseReluDense.wi_0.weight"] = []int{ff, d}
+			out[p+"DenseReluDense.wi_1.weight"] = []int{ff, d}
+		} else {
+			out[p+"DenseReluDense.wi.weight"] = []int{ff, d}
+		}
+		out[p+"DenseReluDense.wo.weight"] = []int{d, ff}
+		out[p+"layer_norm.weight"] = []int{d}
+	}
+	attn := func(p string) {
+		for _, n := range []string{"q", "k", "v"} {
+			out[p+n+".weight"] = []int{inner, d}
+		}
+		out[p+"o.weight"] = []int{d, inner}
+	}
+	for stack, n := range map[string]int{"encoder": s.NumLayers, "decoder": s.NumDecoderLayers} {
+		for i := range n {
+			p := fmt.Sprintf("%s.block.%d.layer.", stack, i)
+			attn(p + "0.SelfAttention.")
+			out[p+"0.layer_norm.weight"] = []int{d}
+			if i == 0 {
+				out[p+"0.SelfAttention.relative_attention_bias.weight"] = []int{s.RelativeAttentionNumBuckets, s.NumHeads}
+			}
+			if stack == "encoder" {
+				ffn(p + "1.")
+			} else {
+				attn(p + "1.EncDecAttention.")
+				out[p+"1.layer_norm.weight"] = []int{d}
+				ffn(p + "2.")
+			}
+		}
+		out[stack+".final_layer_norm.weight"] = []int{d}
+	}
+	return out
+}
+
+// randomTensors draws weights at T5-like scales: N(0, 1/fan_in) for projections, N(0, 1)
+// embeddings, layer norms in [0.5, 1.5), position biases N(0, 0.5²).
+func randomTensors(spec randomSpec, seed uint64) map[string][]float32 {
+	r := rand.New(rand.NewPCG(seed, 7))
+	out := make(map[string][]float32)
+	for name, shape := range tensorSpec(spec.shape) {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		v := make([]float32, n)
+		for i := range v {
+			switch {
+			case len(shape) == 1:
+				v[i] = float32(0.5 + r.Float64())
+			case name == "shared.weight" || name == "lm_head.weight":
+				v[i] = float32(r.NormFloat64())
+			case len(name) > 30 && name[len(name)-30:] == "relative_attention_bias.weight":
+				v[i] = float32(0.5 * r.NormFloat64())
+			default:
+				v[i] = float32(r.NormFloat64() / math.Sqrt(float64(shape[1])))
+			}
+		}
+		out[name] = v
+	}
+	if spec.zeroEOS {
+		head := "shared.weight"
+		if !spec.shape.TieWordEmbeddings {
+			head = "lm_head.weight"
+		}
+		d, eos := spec.shape.DModel, spec.shape.EOSTokenID
+		clear(out[head][eos*d : (eos+1)*d])
+	}
+	return out
+}
+
+// encodeAs converts float32 values to dtype's little-endian bytes (rounding to nearest
+// even for F16 and BF16).
+func encodeAs(dtype safetensors.DType, v []float32) []byte {
+	switch dtype {
+	case safetensors.F16:
+		b := make([]byte, 2*len(v))
+		for i, x := range v {
+			binary.LittleEndian.PutUint16(b[2*i:], f32ToF16(x))
+		}
+		return b
+	case safetensors.BF16:
+		b := make([]byte, 2*len(v))
+		for i, x := range v {
+			u := math.Float32bits(x)
+			u += 0x7fff + (u>>16)&1
+			binary.LittleEndian.PutUint16(b[2*i:], uint16(u>>16))
+		}
+		return b
+	}
+	return safetensors.Float32Bytes(v)
+}
+
+// f32ToF16 rounds a finite float32 of magnitude below 65504 to binary16 by searching the
+// exactly representable neighbours (tests only; values are small).
+func f32ToF16(x float32) uint16 {
+	best, bestErr := uint16(0), math.Inf(1)
+	// Start from a truncated guess and check neighbours.
+	bits := math.Float32bits(x)
+	sign := uint16(bits>>16) & 0x8000
+	e := int(bits>>23&0xff) - 127 + 15
+	var guess uint16
+	switch {
+	case e >= 31:
+		guess = 0x7bff
+	case e <= 0:
+		guess = uint16(math.Abs(float64(x)) / math.Ldexp(1, -24))
+	default:
+		guess = uint16(e)<<10 | uint16(bits>>13&0x3ff)
+	}
+	for c := int(guess) - 2; c <= int(guess)+2; c++ {
+		if c < 0 || c > 0x7bff {
+			continue
+		}
+		h := uint16(c) | sign
+		if err := math.Abs(float64(safetensors.F16ToF32(h)) - float64(x)); err < bestErr {
+			best, bestErr = h, err
+		}
+	}
+	return best
+}
+
+// writeModel writes a model directory for spec and returns its path.
+func writeModel(t testing.TB, spec randomSpec, tensors map[string][]float32) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := json.MarshalIndent(spec.shape.HFConfig(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shapes := tensorSpec(spec.shape)
+	dtype := spec.dtype
+	if dtype == "" {
+		dtype = safetensors.F32
+	}
+	names := make([]string, 0, len(tensors))
+	for name := range tensors {
+		names = append(names, name)
+	}
+	shards := max(spec.shards, 1)
+	writers := make([]safetensors.Writer, shards)
+	weightMap := make(map[string]string)
+	for i, name := range names {
+		w := &writers[i%shards]
+		shape, ok := shapes[name]
+		switch {
+		case strings.HasSuffix(name, "embed_tokens.weight") || name == "lm_head.weight":
+			shape = shapes["shared.weight"]
+		case !ok || product(shape) != len(tensors[name]):
+			shape = []int{len(tensors[name])} // an extra or mis-sized tensor added by a test
+		}
+		if err := w.Add(name, dtype, shape, encodeAs(dtype, tensors[name])); err != nil {
+			t.Fatal(err)
+		}
+		weightMap[name] = fmt.Sprintf("model-%05d-of-%05d.safetensors", i%shards+1, shards)
+	}
+	if spec.shards <= 1 {
+		writers[0].SetMetadata("format", "pt")
+		if err := writers[0].WriteFile(filepath.Join(dir, "model.safetensors")); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	for i := range writers {
+		if err := writers[i].WriteFile(filepath.Join(dir, fmt.Sprintf("model-%05d-of-%05d.safetensors", i+1, shards))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	index, _ := json.Marshal(map[string]any{"metadata": map[string]any{}, "weight_map": weightMap})
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), index, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// randomInputs returns n inputs of lengths 1..maxLen with ids in [2, vocab), ending in </s>.
+func randomInputs(seed uint64, n, maxLen, vocab, eos int) [][]int {
+	r := rand.New(rand.NewPCG(seed, 3))
+	out := make([][]int, n)
+	for i := range out {
+		l := 1 + r.IntN(maxLen)
+		ids := make([]int, l)
+		for j := range ids {
+			ids[j] = 2 + r.IntN(vocab-2)
+		}
+		ids[l-1] = eos
+		out[i] = ids
+	}
+	return out
+}
+
+func product(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
