@@ -15,6 +15,8 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newCatalogCmd(),
+		newTokenizeCmd(),
+		newRunCmd(), newScoreCmd(),
 	)
 	return root
 }

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The golden checkpoints and reference outputs copied into infer's testdata (HF
+// transformers v4.30.2; see infer/testdata/README.md).
+const (
+	tinyRelu  = "../../testdata/golden/tiny-relu"
+	tinyGated = "../../testdata/golden/tiny-gated"
+)
+
+// inferGolden is the part of golden.json the CLI tests use.
+type inferGolden struct {
+	Encoder struct {
+		InputIDs   [][]int  `json:"input_ids"`
+		InputTexts []string `json:"input_texts"`
+	} `json:"encoder"`
+	Loglik struct {
+		LabelTexts    []string    `json:"label_texts"`
+		SumLogprob    []float64   `json:"sum_logprob"`
+		TokenLogprobs [][]float64 `json:"token_logprobs"`
+	} `json:"loglik"`
+	Greedy struct {
+		Sequences    [][]int     `json:"sequences"`
+		StepLogprobs [][]float64 `json:"step_logprobs"`
+	} `json:"greedy"`
+	Beam struct {
+		PerInput []struct {
+			Sequences [][]int   `json:"sequences"`
+			Scores    []float64 `json:"sequences_scores"`
+		} `json:"per_input"`
+	} `json:"beam"`
+}
+
+func readInferGolden(t *testing.T, dir string) *inferGolden {
+	t.Helper()
+	raw, err := os.ReadFile(dir + "/golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := new(inferGolden)
+	if err := json.Unmarshal(raw, g); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// runInferCmd runs `t5zoo args...` in-process and returns its standard output.
+func runInferCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errOut bytes.Buffer
+	root.SetIn(strings.NewReader(""))
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(args)
+	err := root.ExecuteContext(t.Context())
+	return out.String(), err
+}
+
+type runJSON struct {
+	IDs      []int     `json:"ids"`
+	Text     string    `json:"text"`
+	Logprobs []float64 `json:"logprobs"`
+	Beams    []struct {
+		IDs   []int   `json:"ids"`
+		Text  string  `json:"text"`
+		Score float64 `json:"score"`
+	} `json:"beams"`
+}
+
+func decodeRunLines(t *testing.T, out string) []runJSON {
+	t.Helper()
+	var res []runJSON
+	dec := json.NewDecoder(strings.NewReader(out))
+	for dec.More() {
+		var r runJSON
+		if err := dec.Decode(&r); err != nil {
+			t.Fatalf("output %q: %v", out, err)
+		}
+		res = append(res, r)
+	}
+	return res
+}
+
+// TestRunGreedyGolden runs the golden input texts through `t5zoo run --json` in one batch
+// and compares with the golden greedy sequences (exact) and step log-probs (5e-4, the
+// golden README's logits tolerance).
+func TestRunGreedyGolden(t *testing.T) {
+	for _, dir := range []string{tinyRelu, tinyGated} {
+		t.Run(dir[strings.LastIndex(dir, "/")+1:], func(t *testing.T) {
+			g := readInferGolden(t, dir)
+			texts := g.Encoder.InputTexts[:4] // row 4 is random ids, not text
+			out, err := runInferCmd(t, append([]string{"run", dir + "/checkpoint", "--json"}, texts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := decodeRunLines(t, out)
+			if len(res) != len(texts) {
+				t.Fatalf("%d objects for %d texts:\n%s", len(res), len(texts), out)
+			}
+			for i, r := range res {
+				if !slices.Equal(r.IDs, g.Greedy.Sequences[i]) {
+					t.Errorf("text %d: ids %v, want %v", i, r.IDs, g.Greedy.Sequences[i])
+					continue
+				}
+				for j, lp := range g.Greedy.StepLogprobs[i] {
+					if math.Abs(r.Logprobs[j]-lp) > 5e-4 {
+						t.Errorf("text %d step %d: logprob %v, want %v", i, j, r.Logprobs[j], lp)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestRunBeamGolden checks `t5zoo run --beams 4 --num-return 4 --json` against the golden
+// beams of one input.
+func TestRunBeamGolden(t *testing.T) {
+	g := readInferGolden(t, tinyGated)
+	const row = 1
+	out, err := runInferCmd(t, "run", tinyGated+"/checkpoint", "--beams", "4", "--num-return", "4", "--json", g.Encoder.InputTexts[row])
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := decodeRunLines(t, out)
+	if len(res) != 1 || len(res[0].Beams) != 4 {
+		t.Fatalf("output %s", out)
+	}
+	want := g.Beam.PerInput[row]
+	for j, b := range res[0].Beams {
+		if !slices.Equal(b.IDs, want.Sequences[j]) || math.Abs(b.Score-want.Scores[j]) > 1e-4 {
+			t.Errorf("beam %d: %v %v, want %v %v", j, b.IDs, b.Score, want.Sequences[j], want.Scores[j])
+		}
+	}
+}
+
+func TestRunTextAndSampling(t *testing.T) {
+	ckpt := tinyGated + "/checkpoint"
+	plain, err := runInferCmd(t, "run", ckpt, "Yes", "The <extra_id_0> walks in <extra_id_1> park")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSuffix(plain, "\n"), "\n"); len(lines) != 2 || lines[0] == "" {
+		t.Errorf("plain output %q, want two non-empty lines", plain)
+	}
+	beams, err := runInferCmd(t, "run", ckpt, "--beams", "3", "--num-return", "2", "--max-new-tokens", "5", "Yes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSuffix(beams, "\n"), "\n"); len(lines) != 2 || !strings.Contains(lines[0], "\t") {
+		t.Errorf("beam output %q, want two score<TAB>text lines", beams)
+	}
+	args := []string{"run", ckpt, "--sample", "--seed", "3", "--top-k", "10", "--top-p", "0.9", "--temperature", "0.7", "--json", "Yes"}
+	a, err := runInferCmd(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := runInferCmd(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b || len(decodeRunLines(t, a)) != 1 {
+		t.Errorf("sampling with one seed gave %q and %q", a, b)
+	}
+	several, err := runInferCmd(t, "run", ckpt, "--sample", "--num-return", "3", "--json", "Yes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var obj struct {
+		Samples []runJSON `json:"samples"`
+	}
+	if err := json.Unmarshal([]byte(several), &obj); err != nil || len(obj.Samples) != 3 {
+		t.Errorf("samples output %q (%v)", several, err)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	ckpt := tinyRelu + "/checkpoint"
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", ckpt}, "requires at least 2 arg"},
+		{[]string{"run", ckpt, "--temperature", "0.5", "x"}, "--temperature goes with --sample"},
+		{[]string{"run", ckpt, "--length-penalty", "2", "x"}, "--length-penalty goes with --beams"},
+		{[]string{"run", ckpt, "--num-return", "2", "x"}, "--num-return goes with --beams or --sample"},
+		{[]string{"run", ckpt, "--sample", "--beams", "2", "x"}, "do not go together"},
+		{[]string{"run", ckpt, "--beams", "2", "--num-return", "3", "x"}, "num_return_sequences 3 is more than num_beams 2"},
+		{[]string{"run", ckpt, "--max-new-tokens", "100000", "x"}, "max_new_tokens"},
+		{[]string{"run", "testdata/no-such-model", "x"}, "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args[2:], " "), func(t *testing.T) {
+			_, err := runInferCmd(t, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
