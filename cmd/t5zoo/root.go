@@ -17,6 +17,7 @@ func newRootCmd() *cobra.Command {
 		newCatalogCmd(),
 		newTokenizeCmd(),
 		newRunCmd(), newScoreCmd(),
+		newConvertCmd(),
 	)
 	return root
 }

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/t5zoo/t5zoo/convert"
+)
+
+func TestConvertCLI(t *testing.T) {
+	// A source with only pytorch_model.bin converts exactly.
+	src := t.TempDir()
+	for _, f := range []string{"config.json", "pytorch_model.bin", "spiece.model", "tokenizer_config.json", "special_tokens_map.json"} {
+		b, err := os.ReadFile(filepath.Join("../../testdata/golden/tiny-relu/checkpoint", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(src, f), b, 0o644)
+	}
+	dst := filepath.Join(t.TempDir(), "out")
+	out, _, err := runCLI(t, "", "convert", src, dst, "--name", "tiny-relu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "parity PASS: max |Δlogit| 0,") {
+		t.Fatalf("output:\n%s", out)
+	}
+	meta, err := convert.ReadMeta(dst)
+	if err != nil || meta == nil || meta.Parity == nil || !meta.Parity.Passed || meta.Name != "tiny-relu" {
+		t.Fatalf("meta %+v, %v", meta, err)
+	}
+	// The result runs.
+	if _, _, err := runCLI(t, "", "run", dst, "Yes", "--max-new-tokens", "3"); err != nil {
+		t.Fatal(err)
+	}
+
+	// int8 of the untied gated model falls below the gate: an error unless forced, and the
+	// verdict is recorded either way.
+	gated := "../../testdata/golden/tiny-gated/checkpoint"
+	q := filepath.Join(t.TempDir(), "q")
+	_, _, err = runCLI(t, "", "convert", gated, q, "--quantize", "int8")
+	if err == nil || !strings.Contains(err.Error(), "fails the parity gate") {
+		t.Fatalf("err = %v", err)
+	}
+	if meta, _ := convert.ReadMeta(q); meta == nil || meta.Parity == nil || meta.Parity.Passed || meta.Quantization == nil {
+		t.Fatalf("meta %+v", meta)
+	}
+	if _, _, err := runCLI(t, "", "convert", gated, q, "--quantize", "int8", "--force", "--json"); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, bad := range [][]string{
+		{"convert", gated, q, "--dtype", "f64"},
+		{"convert", gated, q, "--quantize", "int4"},
+		{"convert", gated, q, "--quantize", "int8", "--dtype", "bf16"},
+		{"convert", t.TempDir(), q},
+	} {
+		if _, _, err := runCLI(t, "", bad...); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
