@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"os"
@@ -56,14 +55,8 @@ func readInferGolden(t *testing.T, dir string) *inferGolden {
 // runInferCmd runs `t5zoo args...` in-process and returns its standard output.
 func runInferCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := newRootCmd()
-	var out, errOut bytes.Buffer
-	root.SetIn(strings.NewReader(""))
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	err := root.ExecuteContext(t.Context())
-	return out.String(), err
+	out, _, err := runCLI(t, "", args...)
+	return out, err
 }
 
 type runJSON struct {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 )
@@ -12,14 +11,8 @@ const t5Tokenizer = "../../infer/tokenizer/testdata/tokenizer-t5/hf_tokenizer"
 // runTokenize runs `t5zoo args...` in-process with the given standard input.
 func runTokenize(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
-	root := newRootCmd()
-	var out, errOut bytes.Buffer
-	root.SetIn(strings.NewReader(stdin))
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	err := root.ExecuteContext(t.Context())
-	return out.String(), err
+	out, _, err := runCLI(t, stdin, args...)
+	return out, err
 }
 
 func TestTokenizeCmd(t *testing.T) {
