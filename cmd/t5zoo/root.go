@@ -17,7 +17,7 @@ func newRootCmd() *cobra.Command {
 		newCatalogCmd(),
 		newTokenizeCmd(),
 		newRunCmd(), newScoreCmd(),
-		newConvertCmd(),
+		newConvertCmd(), newExportCmd(),
 	)
 	return root
 }
