@@ -21,6 +21,7 @@ func allowedImports() map[string][]string {
 		"catalog":  {},
 		"convert":  {"catalog"},
 		"zoo":      {"catalog"},
+		"internal": {}, // test harnesses (internal/miniotest): nothing in-module
 		"infer":    {"catalog", "convert"},
 		"finetune": {"catalog", "convert", "infer"},
 		"evaluate": {"catalog", "convert", "infer"},

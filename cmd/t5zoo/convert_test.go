@@ -51,6 +51,26 @@ func TestConvertCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Push refuses the failed conversion unless forced; it also checks tensors against the
+	// config.
+	t.Setenv("T5ZOO_HOME", t.TempDir())
+	t.Setenv("T5ZOO_REGISTRY", "")
+	if _, _, err := runCLI(t, "", "push", q, "acme/q"); err == nil || !strings.Contains(err.Error(), "failed parity check") {
+		t.Fatalf("push of a failed conversion: %v", err)
+	}
+	if _, _, err := runCLI(t, "", "push", q, "acme/q", "--force"); err != nil {
+		t.Fatal(err)
+	}
+	broken := t.TempDir()
+	for _, f := range []string{"model.safetensors", "spiece.model"} {
+		b, _ := os.ReadFile(filepath.Join(dst, f))
+		os.WriteFile(filepath.Join(broken, f), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(broken, "config.json"), []byte(`{"d_model": 32, "vocab_size": 2176}`), 0o644)
+	if _, _, err := runCLI(t, "", "push", broken, "acme/broken"); err == nil || !strings.Contains(err.Error(), "the config needs") {
+		t.Fatalf("push of mismatched tensors: %v", err)
+	}
+
 	for _, bad := range [][]string{
 		{"convert", gated, q, "--dtype", "f64"},
 		{"convert", gated, q, "--quantize", "int4"},

@@ -14,10 +14,11 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage: true,
 	}
 	root.AddCommand(
+		newPushCmd(), newPullCmd(), newLsCmd(), newShowCmd(), newRmCmd(), newVerifyCmd(),
 		newCatalogCmd(),
 		newTokenizeCmd(),
 		newRunCmd(), newScoreCmd(),
-		newConvertCmd(), newExportCmd(),
+		newConvertCmd(), newExportCmd(), newImportCmd(),
 	)
 	return root
 }

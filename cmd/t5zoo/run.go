@@ -32,8 +32,8 @@ func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run MODEL TEXT...",
 		Short: "Generate text with a T5 model on the CPU",
-		Long: `Run loads the model in the directory MODEL (config.json, model.safetensors or its
-shards, spiece.model), encodes each TEXT with the model's tokenizer and generates a
+		Long: `Run loads MODEL — a model directory (config.json, model.safetensors or its shards,
+spiece.model) or a zoo name, pulled into the local cache on first use — encodes each TEXT with the model's tokenizer and generates a
 continuation of each, all TEXTs in one batch: greedy by default, beam search with
 --beams K, or sampling with --sample. Decoding follows Hugging Face transformers
 v4.30.2's generate; it stops at </s> or after --max-new-tokens tokens.
@@ -53,7 +53,11 @@ beam search gives {"beams": [{"ids", "text", "score"}, ...]} and sampling with
 			if err != nil {
 				return err
 			}
-			tok, err := tokenizer.Open(args[0])
+			dir, err := modelDir(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			tok, err := tokenizer.Open(dir)
 			if err != nil {
 				return err
 			}
@@ -63,7 +67,7 @@ beam search gives {"beams": [{"ids", "text", "score"}, ...]} and sampling with
 					return fmt.Errorf("tokenize text %d: %w", i+1, err)
 				}
 			}
-			m, err := infer.Load(cmd.Context(), args[0], infer.LoadOptions{Threads: f.threads})
+			m, err := infer.Load(cmd.Context(), dir, infer.LoadOptions{Threads: f.threads})
 			if err != nil {
 				return err
 			}

@@ -20,7 +20,7 @@ func newScoreCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "score MODEL --input TEXT --target TEXT",
 		Short: "Compute log p(target | input) under a T5 model",
-		Long: `Score loads the model in the directory MODEL and computes the log-probability of
+		Long: `Score loads MODEL (a model directory, or a zoo name pulled on first use) and computes the log-probability of
 each --target given the --input of the same position (both flags may repeat, in
 pairs; all pairs run as one batch). Texts are tokenized with the model's tokenizer,
 </s> appended; the target is teacher-forced after the decoder start token, as Hugging
@@ -36,7 +36,11 @@ target token including the final </s>.`,
 			if len(inputs) == 0 || len(inputs) != len(targets) {
 				return fmt.Errorf("want --input and --target in pairs, got %d inputs and %d targets", len(inputs), len(targets))
 			}
-			tok, err := tokenizer.Open(args[0])
+			dir, err := modelDir(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			tok, err := tokenizer.Open(dir)
 			if err != nil {
 				return err
 			}
@@ -49,7 +53,7 @@ target token including the final </s>.`,
 					return fmt.Errorf("tokenize target %d: %w", i+1, err)
 				}
 			}
-			m, err := infer.Load(cmd.Context(), args[0], infer.LoadOptions{Threads: threads})
+			m, err := infer.Load(cmd.Context(), dir, infer.LoadOptions{Threads: threads})
 			if err != nil {
 				return err
 			}
