@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -145,10 +146,14 @@ func importHF(ctx context.Context, out, errOut io.Writer, o importOptions) error
 	return nil
 }
 
-// downloadProgress logs each file once when it completes.
+// downloadProgress logs each file once when it completes. Snapshot calls it from several
+// goroutines at once.
 func downloadProgress(w io.Writer) func(string, int64, int64) {
+	var mu sync.Mutex
 	return func(file string, done, total int64) {
 		if total > 0 && done == total {
+			mu.Lock()
+			defer mu.Unlock()
 			fmt.Fprintf(w, "  %s %s\n", file, formatSize(total))
 		}
 	}
