@@ -103,11 +103,7 @@ func importRef(repo, as string) (zoo.Ref, error) {
 // importHF downloads, converts with the parity gate and pushes. The download directory is
 // kept on failure so that the next run resumes it.
 func importHF(ctx context.Context, out, errOut io.Writer, o importOptions) error {
-	cache, err := openCache()
-	if err != nil {
-		return err
-	}
-	store, err := openRegistry(cache)
+	cache, store, err := openZoo()
 	if err != nil {
 		return err
 	}

@@ -13,17 +13,26 @@ import (
 	"github.com/t5zoo/t5zoo/zoo"
 )
 
+// openZoo opens the local cache and the registry T5ZOO_REGISTRY names.
+func openZoo() (*zoo.Cache, zoo.Store, error) {
+	cache, err := openCache()
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := openRegistry(cache)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cache, store, nil
+}
+
 // modelDir resolves a MODEL argument to a local model directory: a directory as it is, else
 // a zoo name — the local cache's copy, pulled from the registry on first use.
 func modelDir(cmd *cobra.Command, arg string) (string, error) {
 	if fi, err := os.Stat(arg); err == nil && fi.IsDir() {
 		return arg, nil // without touching the cache
 	}
-	cache, err := openCache()
-	if err != nil {
-		return "", err
-	}
-	store, err := openRegistry(cache)
+	cache, store, err := openZoo()
 	if err != nil {
 		return "", err
 	}

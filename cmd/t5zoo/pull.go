@@ -48,11 +48,7 @@ Hub first (as t5zoo import hf google/NAME does) with --import.`,
 			if err != nil {
 				return err
 			}
-			cache, err := openCache()
-			if err != nil {
-				return err
-			}
-			store, err := openRegistry(cache)
+			cache, store, err := openZoo()
 			if err != nil {
 				return err
 			}

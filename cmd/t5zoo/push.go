@@ -35,11 +35,7 @@ sees a model whose chunks are missing.`,
 			if err != nil {
 				return err
 			}
-			cache, err := openCache()
-			if err != nil {
-				return err
-			}
-			store, err := openRegistry(cache)
+			_, store, err := openZoo()
 			if err != nil {
 				return err
 			}

@@ -41,11 +41,7 @@ local cache is shown from its local manifest.`,
 			if err != nil {
 				return err
 			}
-			cache, err := openCache()
-			if err != nil {
-				return err
-			}
-			store, err := openRegistry(cache)
+			cache, store, err := openZoo()
 			if err != nil {
 				return err
 			}
