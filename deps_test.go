@@ -27,6 +27,7 @@ func allowedImports() map[string][]string {
 		"evaluate": {"catalog", "convert", "infer"},
 		"serve":    append(slices.Clone(lower), "zoo"),
 		"cmd":      append(slices.Clone(lower), "zoo", "serve", "."),
+		"scripts":  {".", "catalog", "convert", "serve"}, // scripts/load: a client of the server
 	}
 }
 

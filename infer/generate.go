@@ -46,6 +46,21 @@ type GenerateOptions struct {
 	// Seed seeds each sample's random source (math/rand/v2 PCG seeded with Seed and the
 	// sample's index), so that a seed reproduces its samples whatever the batch.
 	Seed uint64
+
+	// TopLogprobs, for greedy decoding and sampling, also records at every step the
+	// TopLogprobs most likely tokens and their log-probabilities (Hypothesis.TopLogprobs),
+	// as OpenAI's logprobs parameter asks; 0 records none, at most maxTopLogprobs.
+	TopLogprobs int
+}
+
+// maxTopLogprobs bounds GenerateOptions.TopLogprobs (OpenAI allows 5; HF's output_scores
+// any number).
+const maxTopLogprobs = 20
+
+// TokenLogprob is a token and its log-probability at one position.
+type TokenLogprob struct {
+	ID      int
+	Logprob float64
 }
 
 // Hypothesis is one generated sequence.
@@ -60,6 +75,9 @@ type Hypothesis struct {
 	// final </s>) raised to LengthPenalty. For greedy decoding and sampling it is the sum
 	// of TokenLogprobs.
 	Score float64
+	// TopLogprobs[j], when GenerateOptions.TopLogprobs is set, holds the most likely tokens
+	// at the position of IDs[j+1], best first (ties by id), with their log-probabilities.
+	TopLogprobs [][]TokenLogprob
 }
 
 // Generation holds the hypotheses of one input: beams best first, samples in the order of
@@ -77,6 +95,7 @@ type genConfig struct {
 	temperature, topP        float64
 	topK                     int
 	seed                     uint64
+	topLogprobs              int
 }
 
 func (m *Model) genConfig(o GenerateOptions) (genConfig, error) {
@@ -84,6 +103,7 @@ func (m *Model) genConfig(o GenerateOptions) (genConfig, error) {
 		maxNew: o.MaxNewTokens, beams: max(o.NumBeams, 1), numReturn: max(o.NumReturnSequences, 1),
 		lengthPenalty: 1, earlyStopping: o.EarlyStopping, sample: o.Sample,
 		temperature: o.Temperature, topK: o.TopK, topP: o.TopP, seed: o.Seed,
+		topLogprobs: o.TopLogprobs,
 	}
 	if o.LengthPenalty != nil {
 		c.lengthPenalty = *o.LengthPenalty
@@ -121,6 +141,10 @@ func (m *Model) genConfig(o GenerateOptions) (genConfig, error) {
 		return bad("top_k %d is negative", c.topK)
 	case !(c.topP > 0 && c.topP <= 1):
 		return bad("top_p %v outside (0, 1]", o.TopP)
+	case c.topLogprobs < 0 || c.topLogprobs > maxTopLogprobs:
+		return bad("top_logprobs %d outside 0..%d", c.topLogprobs, maxTopLogprobs)
+	case c.topLogprobs > 0 && c.beams > 1:
+		return bad("top_logprobs goes with greedy decoding or sampling, not beam search")
 	}
 	return c, nil
 }
@@ -133,6 +157,73 @@ type search interface {
 	advance(logits []float32) error
 	// result returns the finished hypotheses, best first.
 	result() Generation
+}
+
+// Search is the decoding state of one input under one GenerateOptions: greedy decoding,
+// sampling or beam search, exactly as Generate runs it. It is what a continuous-batching
+// scheduler drives: Pending lists the sequences to step next, the caller steps them (with
+// those of other searches) through Model.Step, and Advance consumes their logits; when Done,
+// Result holds the hypotheses. A Search is used by one goroutine at a time.
+type Search struct {
+	s    search
+	rows int
+}
+
+// NewSearch starts decoding enc with opts. It fails, wrapping ErrInvalidInput, on options
+// Generate would refuse.
+func (m *Model) NewSearch(enc *EncoderOutput, opts GenerateOptions) (*Search, error) {
+	c, err := m.genConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return m.newSearch(enc, c), nil
+}
+
+func (m *Model) newSearch(enc *EncoderOutput, c genConfig) *Search {
+	s := &Search{rows: max(c.beams, c.numReturn)}
+	if c.beams > 1 {
+		s.s = newBeamSearch(m, enc, c)
+	} else {
+		s.s = newSampleSearch(m, enc, c)
+	}
+	return s
+}
+
+// Pending returns the sequences to step next and the token to feed each; none once the
+// search is done.
+func (s *Search) Pending() ([]*Sequence, []int) { return s.s.pending() }
+
+// Advance consumes the next-token logits of the sequences Pending returned, one
+// vocab_size-wide row each, in their order.
+func (s *Search) Advance(logits []float32) error { return s.s.advance(logits) }
+
+// Done reports whether the search has finished (Pending returns nothing).
+func (s *Search) Done() bool {
+	seqs, _ := s.s.pending()
+	return len(seqs) == 0
+}
+
+// Rows is the most sequences the search steps at once: its beams or samples.
+func (s *Search) Rows() int { return s.rows }
+
+// Result returns the finished hypotheses, best first (see Generation).
+func (s *Search) Result() Generation { return s.s.result() }
+
+// Generated returns, for greedy decoding and sampling, what each returned sequence has
+// generated so far: its tokens after the start token, their log-probabilities, and (with
+// TopLogprobs) the most likely tokens at each position; nil for beam search, whose beams are
+// reordered until the search ends. The slices are the search's own: read them before the
+// next Advance and do not modify them.
+func (s *Search) Generated() []Hypothesis {
+	ss, ok := s.s.(*sampleSearch)
+	if !ok {
+		return nil
+	}
+	out := make([]Hypothesis, len(ss.streams))
+	for j, st := range ss.streams {
+		out[j] = Hypothesis{IDs: st.ids[1:], TokenLogprobs: st.lps, TopLogprobs: st.top}
+	}
+	return out
 }
 
 // maxStepRows bounds the sequences (inputs × beams or samples) Generate decodes together;
@@ -170,11 +261,7 @@ func (m *Model) generate(ctx context.Context, inputs [][]int, c genConfig) ([]Ge
 	}
 	searches := make([]search, len(encs))
 	for i, e := range encs {
-		if c.beams > 1 {
-			searches[i] = newBeamSearch(m, e, c)
-		} else {
-			searches[i] = newSampleSearch(m, e, c)
-		}
+		searches[i] = m.newSearch(e, c).s
 	}
 	if err := m.run(ctx, searches); err != nil {
 		return nil, err
@@ -237,6 +324,7 @@ type stream struct {
 	rng  *rand.Rand
 	ids  []int
 	lps  []float64
+	top  [][]TokenLogprob // with topLogprobs
 	done bool
 }
 
@@ -280,7 +368,11 @@ func (s *sampleSearch) advance(logits []float32) error {
 			tok = argmax(row)
 		}
 		st.ids = append(st.ids, tok)
-		st.lps = append(st.lps, logSoftmaxAt(row, tok))
+		lse := logSumExp(row)
+		st.lps = append(st.lps, float64(row[tok])-lse)
+		if s.c.topLogprobs > 0 {
+			st.top = append(st.top, topLogprobs(row, s.c.topLogprobs, lse))
+		}
 		if tok == s.m.shape.EOSTokenID || len(st.ids)-1 >= s.c.maxNew {
 			st.done = true
 			st.seq = nil // release the cache
@@ -296,7 +388,7 @@ func (s *sampleSearch) result() Generation {
 		for _, lp := range st.lps {
 			sum += lp
 		}
-		g.Hypotheses = append(g.Hypotheses, Hypothesis{IDs: st.ids, TokenLogprobs: st.lps, Score: sum})
+		g.Hypotheses = append(g.Hypotheses, Hypothesis{IDs: st.ids, TokenLogprobs: st.lps, Score: sum, TopLogprobs: st.top})
 	}
 	return g
 }

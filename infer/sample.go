@@ -116,3 +116,27 @@ func (h *minHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
+
+// topLogprobs returns the k most likely tokens of row, best first (ties by lower id), with
+// their log-probabilities given the row's log-sum-exp lse.
+func topLogprobs(row []float32, k int, lse float64) []TokenLogprob {
+	k = min(k, len(row))
+	top := make([]TokenLogprob, 0, k+1)
+	for id, x := range row {
+		if len(top) == k && x <= row[top[k-1].ID] {
+			continue
+		}
+		i := len(top)
+		for i > 0 && row[top[i-1].ID] < x {
+			i--
+		}
+		top = slices.Insert(top, i, TokenLogprob{ID: id})
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	for i := range top {
+		top[i].Logprob = float64(row[top[i].ID]) - lse
+	}
+	return top
+}

@@ -8,8 +8,8 @@ import (
 // Store is a registry's object storage: blobs by digest and manifests by reference, laid out
 // as pathFor describes. Blobs are moved as stored (zstd-compressed) bytes; compression and
 // verification happen above the Store, identically for every implementation, so a Store is
-// only storage. The interface is kept small so that a read-only HTTP store (the server's view
-// of the same tree) can implement it, returning ErrAccessDenied from the writing methods.
+// only storage. The interface is kept small so that the read-only HTTPStore (a t5zoo serve's
+// view of the same tree) implements it, returning ErrAccessDenied from the writing methods.
 //
 // Errors wrap ErrNotFound, ErrNoBucket and ErrAccessDenied where they apply; anything else
 // is treated as transient by the retrying callers (Pull, Push).

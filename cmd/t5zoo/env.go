@@ -24,7 +24,10 @@ type envVar struct {
 func envVars() []envVar {
 	return []envVar{
 		{"T5ZOO_HOME", "~/.t5zoo", "the local cache: pulled models (models/), partial pulls, locks, and the default registry (registry/)"},
-		{"T5ZOO_REGISTRY", "", "the registry to push to and pull from: a directory, or s3://BUCKET[/PREFIX]; unset: $T5ZOO_HOME/registry"},
+		{"T5ZOO_REGISTRY", "", "the registry to push to and pull from: a directory, s3://BUCKET[/PREFIX], or http(s)://HOST:PORT of a t5zoo serve (read-only); unset: $T5ZOO_HOME/registry"},
+		{"T5ZOO_API_KEY", "", "API key sent to an http(s):// registry (a t5zoo serve with keys)"},
+		{"T5ZOO_API_KEYS", "", "serve: the API keys, KEY or KEY:admin, comma- or newline-separated (read scope by default); unset: no authentication"},
+		{"T5ZOO_API_KEYS_FILE", "", "serve: a file of API keys, one KEY[:SCOPE] per line, added to T5ZOO_API_KEYS (--api-keys-file overrides)"},
 		{"HF_ENDPOINT", "https://huggingface.co", "the Hugging Face Hub that import hf downloads from"},
 		{"HF_TOKEN", "", "Hugging Face access token for gated or private repositories (sent as a bearer token, never logged)"},
 		{"AWS_ENDPOINT_URL_S3", "", "S3 endpoint of an s3:// registry, e.g. http://127.0.0.1:9000 (http:// means no TLS)"},
@@ -78,8 +81,9 @@ func openCache() (*zoo.Cache, error) {
 }
 
 // openRegistry opens the store T5ZOO_REGISTRY names: unset, the cache's own registry; a
-// directory; or s3://BUCKET[/PREFIX] with the endpoint, region and credentials of the
-// environment.
+// directory; s3://BUCKET[/PREFIX] with the endpoint, region and credentials of the
+// environment; or http(s)://HOST:PORT, a t5zoo serve's read-only registry, with the key of
+// T5ZOO_API_KEY.
 func openRegistry(cache *zoo.Cache) (zoo.Store, error) {
 	reg := getenv("T5ZOO_REGISTRY")
 	switch {
@@ -108,8 +112,14 @@ func openRegistry(cache *zoo.Cache) (zoo.Store, error) {
 			return nil, fmt.Errorf("T5ZOO_REGISTRY=%s: %w", reg, err)
 		}
 		return s, nil
+	case strings.HasPrefix(reg, "http://"), strings.HasPrefix(reg, "https://"):
+		s, err := zoo.NewHTTPStore(reg, zoo.HTTPOptions{Token: getenv("T5ZOO_API_KEY")})
+		if err != nil {
+			return nil, fmt.Errorf("T5ZOO_REGISTRY: %w", err)
+		}
+		return s, nil
 	case strings.Contains(reg, "://"):
-		return nil, fmt.Errorf("T5ZOO_REGISTRY=%s: want a directory or s3://BUCKET[/PREFIX]", reg)
+		return nil, fmt.Errorf("T5ZOO_REGISTRY=%s: want a directory, s3://BUCKET[/PREFIX] or http(s)://HOST:PORT", reg)
 	default:
 		return zoo.NewLocalStore(reg)
 	}

@@ -19,6 +19,7 @@ func newRootCmd() *cobra.Command {
 		newTokenizeCmd(),
 		newRunCmd(), newScoreCmd(),
 		newConvertCmd(), newExportCmd(), newImportCmd(),
+		newServeCmd(),
 	)
 	return root
 }

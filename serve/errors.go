@@ -1,0 +1,130 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/t5zoo/t5zoo/catalog"
+	"github.com/t5zoo/t5zoo/infer"
+	"github.com/t5zoo/t5zoo/serve/api"
+	"github.com/t5zoo/t5zoo/zoo"
+)
+
+// Sentinel errors of the server. Handlers wrap them (or the errors of zoo, infer and
+// catalog) with what was being done; writeError maps them to statuses.
+var (
+	// ErrBadRequest: a request that does not parse or breaks a rule of the API.
+	ErrBadRequest = errors.New("serve: invalid request")
+	// ErrLimit: a request over one of the server's limits (tokens, inputs).
+	ErrLimit = errors.New("serve: over a limit")
+	// ErrUnauthorized: no API key, or one the server does not know.
+	ErrUnauthorized = errors.New("serve: missing or unknown API key")
+	// ErrForbidden: an API key without the scope the route needs.
+	ErrForbidden = errors.New("serve: API key lacks the scope")
+	// ErrBusy: the request queue is full, or every loaded model is in use and none can be
+	// evicted for the one asked for; the answer carries Retry-After.
+	ErrBusy = errors.New("serve: busy")
+	// ErrTooLarge: a model that cannot fit the memory budget even with nothing else loaded.
+	ErrTooLarge = errors.New("serve: model does not fit the memory budget")
+	// ErrInUse: an operation that needs an idle model (delete) on one serving requests.
+	ErrInUse = errors.New("serve: model in use")
+	// ErrNoTokenizer: text sent to a model whose directory has no spiece.model.
+	ErrNoTokenizer = errors.New("serve: model has no tokenizer")
+	// ErrShuttingDown: the server is draining.
+	ErrShuttingDown = errors.New("serve: shutting down")
+
+	// errMethodNotAllowed: a route that exists, with another method.
+	errMethodNotAllowed = errors.New("serve: method not allowed")
+)
+
+// retryAfterSeconds is the Retry-After of 503 answers: one decoding batch of a small model
+// frees rows within about a second.
+const retryAfterSeconds = 1
+
+// statusOf maps an error to its HTTP status and API code (docs/api.md, "Errors").
+func statusOf(err error) (int, string) {
+	var maxBytes *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxBytes):
+		return http.StatusRequestEntityTooLarge, "body_too_large"
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized, "unauthorized"
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden, "forbidden"
+	case errors.Is(err, errMethodNotAllowed):
+		return http.StatusMethodNotAllowed, "method_not_allowed"
+	case errors.Is(err, catalog.ErrUnknownShape):
+		return http.StatusNotFound, "not_found" // before ErrBadName, which it also wraps
+	case errors.Is(err, ErrLimit):
+		return http.StatusBadRequest, "limit_exceeded"
+	case errors.Is(err, ErrBadRequest), errors.Is(err, infer.ErrInvalidInput),
+		errors.Is(err, zoo.ErrBadRef), errors.Is(err, catalog.ErrBadName), errors.Is(err, ErrNoTokenizer):
+		return http.StatusBadRequest, "invalid_request"
+	case errors.Is(err, zoo.ErrNotFound):
+		return http.StatusNotFound, "not_found"
+	case errors.Is(err, ErrInUse):
+		return http.StatusConflict, "model_in_use"
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusInsufficientStorage, "model_too_large"
+	case errors.Is(err, ErrBusy), errors.Is(err, infer.ErrQueueFull):
+		return http.StatusServiceUnavailable, "busy"
+	case errors.Is(err, ErrShuttingDown), errors.Is(err, infer.ErrClosed):
+		return http.StatusServiceUnavailable, "shutting_down"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "timeout"
+	case errors.Is(err, context.Canceled):
+		return 499, "cancelled" // nginx's "client closed request": nobody reads it
+	case errors.Is(err, zoo.ErrNoBucket):
+		return http.StatusBadGateway, "registry_no_bucket"
+	case errors.Is(err, zoo.ErrAccessDenied):
+		return http.StatusBadGateway, "registry_access_denied"
+	case errors.Is(err, zoo.ErrCorrupt), errors.Is(err, zoo.ErrBadManifest):
+		return http.StatusBadGateway, "registry_error"
+	case errors.Is(err, infer.ErrCheckpoint), errors.Is(err, zoo.ErrInvalidModel):
+		return http.StatusUnprocessableEntity, "invalid_model"
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+// writeError answers with err's status and {"error": {"code", "message"}}, adding
+// Retry-After to 503s, and records err for the request log. It is the one place that turns
+// errors into responses.
+func writeError(c *gin.Context, err error) {
+	status, code := statusOf(err)
+	c.Error(err) //nolint:errcheck // recorded for the request log
+	if status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	if status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", `Bearer realm="t5zoo"`)
+	}
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.AbortWithStatusJSON(status, errorBody(code, err))
+}
+
+func errorBody(code string, err error) api.ErrorBody {
+	return api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: err.Error()}}
+}
+
+// streamError is the JSON of an error sent inside a stream after the first byte.
+func streamError(err error) []byte {
+	_, code := statusOf(err)
+	b, _ := json.Marshal(errorBody(code, err))
+	return b
+}
+
+// badRequest returns an error wrapping ErrBadRequest.
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
+}
+
+// overLimit returns an error wrapping ErrLimit.
+func overLimit(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrLimit, fmt.Sprintf(format, args...))
+}
