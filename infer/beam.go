@@ -88,7 +88,7 @@ func (b *beamSearch) advance(logits []float32) error {
 	}
 	lse := make([]float64, len(b.beams))
 	for p := range b.beams {
-		lse[p] = logSumExp(logits[p*V : (p+1)*V])
+		lse[p] = b.m.logSumExp(logits[p*V : (p+1)*V])
 	}
 	virtual := len(b.beams)
 	if b.first {

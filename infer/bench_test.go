@@ -2,91 +2,109 @@ package infer
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/t5zoo/t5zoo/catalog"
 )
 
-// benchShape is t5-efficient-tiny's shape (d_model 256, d_ff 1024, 4 heads of 64, 4+4
-// layers, the 32,128-row vocabulary) with random weights.
+// benchShape is t5-efficient-tiny-kv32, the shape of the engine's comparison benchmarks
+// (BENCHMARKS.md): d_model 256, d_ff 1024, 4 heads of 32, 4+4 layers, 32,128-row vocabulary.
 func benchShape() catalog.Shape {
 	s := catalog.DefaultShape()
-	s.DModel, s.DFF, s.DKV, s.NumHeads, s.NumLayers, s.NumDecoderLayers = 256, 1024, 64, 4, 4, 4
+	s.DModel, s.DFF, s.DKV, s.NumHeads, s.NumLayers, s.NumDecoderLayers = 256, 1024, 32, 4, 4, 4
 	return s
 }
 
-func benchModel(b *testing.B) *Model {
+// benchModel builds benchShape with random weights in dt on 2 threads.
+func benchModel(b *testing.B, dt catalog.DType) *Model {
 	b.Helper()
-	spec := randomSpec{shape: benchShape()}
-	return loadRandom(b, spec, LoadOptions{})
+	s := benchShape()
+	fill := func(name string, row0 int, dst []float32) error {
+		r := rand.New(rand.NewPCG(uint64(len(name)), uint64(row0)))
+		for i := range dst {
+			dst[i] = float32(r.NormFloat64() / math.Sqrt(float64(s.DModel)))
+		}
+		return nil
+	}
+	m, err := New(b.Context(), s, fill, testOptions(b, LoadOptions{DType: dt, Threads: benchThreads}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	return m
+}
+
+func benchInputs(batch, n, vocab int) [][]int {
+	in := make([][]int, batch)
+	for i := range in {
+		in[i] = make([]int, n)
+		for j := range in[i] {
+			in[i][j] = 3 + (i*31+j*7)%(vocab-3)
+		}
+	}
+	return in
 }
 
 var sinkLogits []float32
 
-// BenchmarkEncoder is one encoder forward pass (RunEncoder: the stack and every decoder
-// layer's cross-attention keys and values) of a batch of inputs.
+// BenchmarkEncoder is the encoder stack (Encode) on batch × seq tokens.
 func BenchmarkEncoder(b *testing.B) {
-	m := benchModel(b)
-	for _, c := range []struct{ batch, seq int }{{1, 16}, {1, 128}, {1, 512}, {8, 64}} {
-		b.Run(fmt.Sprintf("batch%d_seq%d", c.batch, c.seq), func(b *testing.B) {
-			inputs := randomInputs(1, c.batch, 1, m.shape.VocabSize, 1)
-			for i := range inputs {
-				inputs[i] = make([]int, c.seq)
-				for j := range inputs[i] {
-					inputs[i][j] = 3 + (i*31+j*7)%30000
+	for _, dt := range []catalog.DType{catalog.F32, catalog.BF16, catalog.Int8} {
+		m := benchModel(b, dt)
+		for _, c := range []struct{ batch, seq int }{{1, 128}, {8, 128}} {
+			b.Run(fmt.Sprintf("%s/batch%d_seq%d", dt, c.batch, c.seq), func(b *testing.B) {
+				inputs := benchInputs(c.batch, c.seq, m.shape.VocabSize)
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := m.Encode(b.Context(), inputs); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := m.RunEncoder(b.Context(), inputs); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(c.batch*c.seq)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
-		})
+				b.ReportMetric(float64(c.batch*c.seq)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+			})
+		}
 	}
 }
 
-// BenchmarkDecodeStep is one decoder step, LM head included, for a batch of sequences
-// (beams or requests) that have 16 tokens cached and attend to a 64-token input.
+// BenchmarkDecodeStep is decoder steps, LM head and greedy choice included, for a batch of
+// sequences that attend to a 64-token input: each iteration decodes 32 tokens from fresh
+// sequences (no timer stops, which would stop the world under the spinning workers), and
+// ms/step is the time per step.
 func BenchmarkDecodeStep(b *testing.B) {
-	m := benchModel(b)
-	for _, batch := range []int{1, 4, 32} {
-		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
-			in := make([]int, 64)
-			for j := range in {
-				in[j] = 3 + j*13
-			}
-			encs, err := m.RunEncoder(b.Context(), [][]int{in})
-			if err != nil {
-				b.Fatal(err)
-			}
-			base := encs[0].NewSequence()
-			prefix := make([]int, 16)
-			for j := range prefix {
-				prefix[j] = j * 5
-			}
-			if _, err := m.Feed(b.Context(), []*Sequence{base}, [][]int{prefix}, nil); err != nil {
-				b.Fatal(err)
-			}
-			seqs := make([]*Sequence, batch)
-			toks := make([]int, batch)
-			var logits []float32
-			b.ReportAllocs()
-			for b.Loop() {
-				b.StopTimer()
-				for i := range seqs {
-					seqs[i] = base.Fork()
-					toks[i] = 100 + i
-				}
-				b.StartTimer()
-				logits, err = m.Step(b.Context(), seqs, toks, logits)
+	const steps = 32
+	for _, dt := range []catalog.DType{catalog.F32, catalog.BF16, catalog.Int8} {
+		m := benchModel(b, dt)
+		for _, batch := range []int{1, 8} {
+			b.Run(fmt.Sprintf("%s/batch%d", dt, batch), func(b *testing.B) {
+				encs, err := m.RunEncoder(b.Context(), benchInputs(batch, 64, m.shape.VocabSize))
 				if err != nil {
 					b.Fatal(err)
 				}
-			}
-			sinkLogits = logits
-			b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
-		})
+				seqs := make([]*Sequence, batch)
+				toks := make([]int, batch)
+				V := m.shape.VocabSize
+				var logits []float32
+				for b.Loop() {
+					for i, e := range encs {
+						seqs[i], toks[i] = e.NewSequence(), 0
+					}
+					for range steps {
+						if logits, err = m.Step(b.Context(), seqs, toks, logits); err != nil {
+							b.Fatal(err)
+						}
+						for i := range toks {
+							toks[i] = m.Argmax(logits[i*V : (i+1)*V])
+						}
+					}
+				}
+				sinkLogits = logits
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*steps)/1e3, "ms/step")
+			})
+		}
 	}
 }
+
+// benchThreads is the worker count of the engine benchmarks (the comparison machine has 2).
+const benchThreads = 2

@@ -50,4 +50,16 @@ func (m *Model) buildBuckets() {
 		m.encBucket[i] = int32(relativePositionBucket(rel, true, nb, md))
 		m.decBucket[i] = int32(relativePositionBucket(rel, false, nb, md))
 	}
+	// The bias of each head for each clamped relative position, in the order attention adds it.
+	table := func(bias []float32, buckets []int32) []float32 {
+		t := make([]float32, m.heads*n)
+		for h := range m.heads {
+			for i, b := range buckets {
+				t[h*n+i] = bias[int(b)*m.heads+h]
+			}
+		}
+		return t
+	}
+	m.encRel = table(m.encBias, m.encBucket)
+	m.decRel = table(m.decBias, m.decBucket)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/t5zoo/t5zoo/infer/internal/kernels"
+	"github.com/t5zoo/t5zoo/infer/internal/mat"
 )
 
 // EncoderOutput is one input after the encoder: its final hidden states and, for every
@@ -11,9 +14,11 @@ import (
 // Sequences (beams, samples) attend to it; it is read-only and safe to share.
 type EncoderOutput struct {
 	ids    []int
-	hidden []float32     // len(ids) × d_model
-	crossK [][][]float32 // [decoder layer][position] → num_heads·d_kv
-	crossV [][][]float32
+	hidden []float32 // len(ids) × d_model
+	// crossK and crossV are [decoder layer][head]: the head's keys packed as the weight of
+	// the score product (len(ids) × d_kv) and its values as that of the output product
+	// (d_kv × len(ids)), packed once here rather than at every step.
+	crossK, crossV [][]mat.Packed
 }
 
 // Len is the input's length in tokens.
@@ -55,34 +60,43 @@ func (m *Model) runEncoder(ctx context.Context, inputs [][]int) ([]*EncoderOutpu
 	}
 	t, inner, d := len(hidden)/m.dModel, m.inner, m.dModel
 	nl := len(m.dec)
-	slab := make([]float32, 2*nl*t*inner)
 	outs := make([]*EncoderOutput, len(inputs))
 	for i, sg := range segs {
 		outs[i] = &EncoderOutput{
 			ids:    slices.Clone(inputs[i]),
 			hidden: hidden[sg.off*d : (sg.off+sg.n)*d : (sg.off+sg.n)*d],
-			crossK: make([][][]float32, nl),
-			crossV: make([][][]float32, nl),
+			crossK: make([][]mat.Packed, nl),
+			crossV: make([][]mat.Packed, nl),
 		}
 	}
-	for l, layer := range m.dec {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		k := slab[(2*l)*t*inner : (2*l+1)*t*inner]
-		v := slab[(2*l+1)*t*inner : (2*l+2)*t*inner]
-		m.be.MulT(k, hidden, t, layer.cross.k)
-		m.be.MulT(v, hidden, t, layer.cross.v)
-		for i, sg := range segs {
-			ks, vs := make([][]float32, sg.n), make([][]float32, sg.n)
-			for j := range sg.n {
-				r := sg.off + j
-				ks[j] = k[r*inner : (r+1)*inner : (r+1)*inner]
-				vs[j] = v[r*inner : (r+1)*inner : (r+1)*inner]
-			}
-			outs[i].crossK[l], outs[i].crossV[l] = ks, vs
-		}
+	if nl == 0 {
+		return outs, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Row r of slab: layer 0's k and v, layer 1's, ... (one product for every layer).
+	width := 2 * nl * inner
+	slab := make([]float32, t*width)
+	m.be.MulT(slab, hidden, t, m.crossKV, kernels.Store)
+	dkv, heads := m.dkv, m.heads
+	m.pool.For(len(segs)*nl, func(_, it int) {
+		i, l := it/nl, it%nl
+		sg := segs[i]
+		ks, vs := make([][]float32, sg.n), make([][]float32, sg.n)
+		for j := range sg.n {
+			row := slab[(sg.off+j)*width+2*l*inner:]
+			ks[j], vs[j] = row[:inner], row[inner:2*inner]
+		}
+		lk, lv := mat.PackedLen(sg.n, dkv), mat.PackedLen(dkv, sg.n)
+		buf := make([]float32, heads*(lk+lv))
+		kp, vp := make([]mat.Packed, heads), make([]mat.Packed, heads)
+		for h := range heads {
+			kp[h] = mat.PackRows(buf[h*(lk+lv):h*(lk+lv)+lk], ks, h*dkv, dkv)
+			vp[h] = mat.PackRowsT(buf[h*(lk+lv)+lk:(h+1)*(lk+lv)], vs, h*dkv, dkv)
+		}
+		outs[i].crossK[l], outs[i].crossV[l] = kp, vp
+	})
 	return outs, nil
 }
 
@@ -159,7 +173,7 @@ func (m *Model) lmLogits(hidden, logits []float32) []float32 {
 			hidden[i] *= m.lmScale
 		}
 	}
-	m.be.MulT(logits, hidden, rows, m.lmHead)
+	m.be.MulT(logits, hidden, rows, m.lmHead, kernels.Store)
 	return logits
 }
 
@@ -225,59 +239,59 @@ func (m *Model) decoderHidden(ctx context.Context, seqs []*Sequence, tokens [][]
 		}
 	}()
 
-	sc := m.newScratch(t)
-	type rowRef struct{ seq, pos int }
-	rows := make([]rowRef, 0, t)
-	for i, s := range seqs {
-		for j := range tokens[i] {
-			rows = append(rows, rowRef{i, len(s.ids) + j})
-		}
-	}
+	w := m.getWork(t)
+	defer m.work.Put(w)
+	d := m.dModel
 	r := 0
 	for i := range seqs {
-		m.embedRows(sc.x[r*m.dModel:], tokens[i])
+		m.embedRows(w.x[r*d:], tokens[i])
 		r += len(tokens[i])
 	}
-	slab := make([]float32, 2*nl*t*inner)
-	cross := make([]query, t)
+	// The new keys and values stay in the sequences' caches: a new slab per call.
+	slab := make([]float32, nl*t*3*inner)
+	self := make([]attnGroup, len(seqs))
+	cross := make([]attnGroup, len(seqs))
 	for l, layer := range m.dec {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		// Self-attention over the cache and the new tokens, causal.
-		k := slab[(2*l)*t*inner : (2*l+1)*t*inner]
-		v := slab[(2*l+1)*t*inner : (2*l+2)*t*inner]
-		m.rmsNorm(sc.h, sc.x, layer.selfNorm)
-		m.be.MulT(sc.q, sc.h, t, layer.self.q)
-		m.be.MulT(k, sc.h, t, layer.self.k)
-		m.be.MulT(v, sc.h, t, layer.self.v)
-		for r := range rows {
-			s := seqs[rows[r].seq]
-			s.keys[l] = append(s.keys[l], k[r*inner:(r+1)*inner:(r+1)*inner])
-			s.vals[l] = append(s.vals[l], v[r*inner:(r+1)*inner:(r+1)*inner])
+		qkv := slab[l*t*3*inner : (l+1)*t*3*inner]
+		m.rmsNorm(w.h, w.x, layer.selfNorm)
+		m.be.MulT(qkv, w.h, t, layer.qkv, kernels.Store)
+		r := 0
+		for i, s := range seqs {
+			n := len(tokens[i])
+			for j := range n {
+				row := qkv[(r+j)*3*inner:]
+				s.keys[l] = append(s.keys[l], row[inner:2*inner:2*inner])
+				s.vals[l] = append(s.vals[l], row[2*inner:3*inner:3*inner])
+			}
+			self[i] = attnGroup{
+				q: qkv[r*3*inner:], ldq: 3 * inner, out: w.att[r*inner:], n: n, pos0: oldLen[i],
+				keys: s.keys[l], vals: s.vals[l], causal: true,
+			}
+			cross[i] = attnGroup{
+				q: w.q[r*inner:], ldq: inner, out: w.att[r*inner:], n: n,
+				kp: s.enc.crossK[l], vp: s.enc.crossV[l],
+			}
+			r += n
 		}
-		for r, rr := range rows {
-			s := seqs[rr.seq]
-			sc.queries[r] = query{keys: s.keys[l][:rr.pos+1], vals: s.vals[l][:rr.pos+1], rel0: -rr.pos}
-			cross[r] = query{keys: s.enc.crossK[l], vals: s.enc.crossV[l]}
-		}
-		m.attend(sc.att, sc.q, sc.queries, m.decBias, m.decBucket)
-		m.be.MulT(sc.tmp, sc.att, t, layer.self.o)
-		addInPlace(sc.x, sc.tmp)
+		m.attend(self, m.decRel, w.attn)
+		m.be.MulT(w.x, w.att, t, layer.selfO, kernels.Add)
 
 		// Cross-attention over the encoder output, no position bias.
-		m.rmsNorm(sc.h, sc.x, layer.crossNorm)
-		m.be.MulT(sc.q, sc.h, t, layer.cross.q)
-		m.attend(sc.att, sc.q, cross, nil, nil)
-		m.be.MulT(sc.tmp, sc.att, t, layer.cross.o)
-		addInPlace(sc.x, sc.tmp)
+		m.rmsNorm(w.h, w.x, layer.crossNorm)
+		m.be.MulT(w.q, w.h, t, layer.crossQ, kernels.Store)
+		m.attend(cross, nil, w.attn)
+		m.be.MulT(w.x, w.att, t, layer.crossO, kernels.Add)
 
-		m.feedForward(sc, t, layer.ffnNorm, layer.ffn)
+		m.feedForward(w, t, layer.ffnNorm, layer.ffn)
 	}
 	for i, s := range seqs {
 		s.ids = append(s.ids, tokens[i]...)
 	}
-	out := sc.h
-	m.rmsNorm(out, sc.x, m.decFinal)
+	out := make([]float32, t*d)
+	m.rmsNorm(out, w.x, m.decFinal)
 	return out, nil
 }

@@ -44,4 +44,5 @@ func TestDependencies(t *testing.T) {
 	}
 	visit(module + "/infer")
 	visit(module + "/infer/internal/mat")
+	visit(module + "/infer/internal/kernels")
 }

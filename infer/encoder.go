@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/t5zoo/t5zoo/infer/internal/mat"
+	"github.com/t5zoo/t5zoo/infer/internal/kernels"
 )
 
 // segment is one input's rows [off, off+n) in a packed batch.
@@ -39,63 +39,82 @@ func (m *Model) checkInputs(inputs [][]int) error {
 	return nil
 }
 
-// embedRows gathers the embedding rows of ids into x.
+// embedRows gathers the embedding rows of ids into x (from the packed shared weight: exact
+// for f32 and bf16, q·scale for int8).
 func (m *Model) embedRows(x []float32, ids []int) {
 	d := m.dModel
 	for t, id := range ids {
-		copy(x[t*d:(t+1)*d], m.embed[id*d:(id+1)*d])
+		m.embed.Row(id, x[t*d:(t+1)*d])
 	}
 }
 
-// scratch holds a forward pass's temporaries for t rows.
-type scratch struct {
-	x, h, tmp []float32 // t × d_model
-	q, att    []float32 // t × inner
-	ffA, ffB  []float32 // t × d_ff (ffB only when gated)
-	queries   []query
+// work holds a forward pass's temporaries for t rows; Model.work keeps them between calls.
+type work struct {
+	x, h, att, q []float32 // t × d_model (att, q: t × inner)
+	qkv          []float32 // t × 3·inner (encoder only: the decoder's is kept by its caches)
+	ffA, ffB     []float32 // t × d_ff (ffB only when gated)
+	attn         []attnScratch
 }
 
-func (m *Model) newScratch(t int) *scratch {
+func (m *Model) getWork(t int) *work {
+	w, _ := m.work.Get().(*work)
+	if w == nil {
+		w = new(work)
+	}
 	d, inner, ff := m.dModel, m.inner, m.shape.DFF
-	s := &scratch{
-		x: make([]float32, t*d), h: make([]float32, t*d), tmp: make([]float32, t*d),
-		q: make([]float32, t*inner), att: make([]float32, t*inner),
-		ffA: make([]float32, t*ff), queries: make([]query, t),
-	}
+	w.x, w.h = grow(w.x, t*d), grow(w.h, t*d)
+	w.att, w.q = grow(w.att, t*inner), grow(w.q, t*inner)
+	w.ffA = grow(w.ffA, t*ff)
 	if m.gated {
-		s.ffB = make([]float32, t*ff)
+		w.ffB = grow(w.ffB, t*ff)
 	}
-	return s
+	if len(w.attn) < m.pool.Threads() {
+		w.attn = make([]attnScratch, m.pool.Threads())
+	}
+	return w
 }
 
-// feedForward applies one FFN sublayer to the t rows of s.x: x += wo(act(wi(h)) [· wi_1(h)])
-// with h = layer_norm(x).
-func (m *Model) feedForward(s *scratch, t int, norm []float32, f ffn) {
-	m.rmsNorm(s.h, s.x, norm)
+// feedForward applies one FFN sublayer to the t rows of w.x: x += wo(act(wi(h)) [· wi_1(h)])
+// with h = layer_norm(x); relu is the epilogue of the wi product and the residual add that
+// of the wo product.
+func (m *Model) feedForward(w *work, t int, norm []float32, f ffn) {
+	m.rmsNorm(w.h, w.x, norm)
 	ff := m.shape.DFF
-	a := s.ffA[:t*ff]
-	m.be.MulT(a, s.h, t, f.wi)
-	if m.gated {
-		b := s.ffB[:t*ff]
-		m.be.MulT(b, s.h, t, f.wi1)
-		mat.ForRange(m.workers, len(a), 1<<14, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
+	a := w.ffA[:t*ff]
+	switch {
+	case !m.gated && m.actName == "relu":
+		m.be.MulT(a, w.h, t, f.wi, kernels.ReLU)
+	case m.gated:
+		b := w.ffB[:t*ff]
+		m.be.MulT(a, w.h, t, f.wi, kernels.Store)
+		m.be.MulT(b, w.h, t, f.wi1, kernels.Store)
+		m.parallelRows(t, ff, func(lo, hi int) {
+			if m.actName == "gelu_new" {
+				m.ks.GELUTanh(a[lo*ff:hi*ff], b[lo*ff:hi*ff])
+				return
+			}
+			for i := lo * ff; i < hi*ff; i++ {
 				a[i] = m.act(a[i]) * b[i]
 			}
 		})
-	} else {
-		mat.ForRange(m.workers, len(a), 1<<14, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
+	default:
+		m.be.MulT(a, w.h, t, f.wi, kernels.Store)
+		m.parallelRows(t, ff, func(lo, hi int) {
+			if m.actName == "gelu_new" {
+				m.ks.GELUTanh(a[lo*ff:hi*ff], nil)
+				return
+			}
+			for i := lo * ff; i < hi*ff; i++ {
 				a[i] = m.act(a[i])
 			}
 		})
 	}
-	m.be.MulT(s.tmp, a, t, f.wo)
-	addInPlace(s.x, s.tmp)
+	m.be.MulT(w.x, a, t, f.wo, kernels.Add)
 }
 
 // encoderHidden runs the encoder over inputs packed one after another (no padding) and
-// returns the final layer-normed hidden states, t × d_model, and each input's rows.
+// returns the final layer-normed hidden states, t × d_model (a new slice), and each input's
+// rows.
 func (m *Model) encoderHidden(ctx context.Context, inputs [][]int) ([]float32, []segment, error) {
 	if err := m.checkInputs(inputs); err != nil {
 		return nil, nil, err
@@ -107,35 +126,35 @@ func (m *Model) encoderHidden(ctx context.Context, inputs [][]int) ([]float32, [
 		t += len(ids)
 	}
 	inner := m.inner
-	s := m.newScratch(t)
-	k := make([]float32, t*inner)
-	v := make([]float32, t*inner)
+	w := m.getWork(t)
+	defer m.work.Put(w)
+	w.qkv = grow(w.qkv, t*3*inner)
+	qkv := w.qkv
 	rowsK := make([][]float32, t)
 	rowsV := make([][]float32, t)
 	for r := range t {
-		rowsK[r] = k[r*inner : (r+1)*inner]
-		rowsV[r] = v[r*inner : (r+1)*inner]
+		rowsK[r] = qkv[r*3*inner+inner : r*3*inner+2*inner]
+		rowsV[r] = qkv[r*3*inner+2*inner : r*3*inner+3*inner]
 	}
+	groups := make([]attnGroup, len(segs))
 	for i, sg := range segs {
-		m.embedRows(s.x[sg.off*m.dModel:], inputs[i])
-		for j := range sg.n {
-			s.queries[sg.off+j] = query{keys: rowsK[sg.off : sg.off+sg.n], vals: rowsV[sg.off : sg.off+sg.n], rel0: -j}
+		m.embedRows(w.x[sg.off*m.dModel:], inputs[i])
+		groups[i] = attnGroup{
+			q: qkv[sg.off*3*inner:], ldq: 3 * inner, out: w.att[sg.off*inner:], n: sg.n,
+			keys: rowsK[sg.off : sg.off+sg.n], vals: rowsV[sg.off : sg.off+sg.n],
 		}
 	}
 	for _, l := range m.enc {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		m.rmsNorm(s.h, s.x, l.attnNorm)
-		m.be.MulT(s.q, s.h, t, l.attn.q)
-		m.be.MulT(k, s.h, t, l.attn.k)
-		m.be.MulT(v, s.h, t, l.attn.v)
-		m.attend(s.att, s.q, s.queries, m.encBias, m.encBucket)
-		m.be.MulT(s.tmp, s.att, t, l.attn.o)
-		addInPlace(s.x, s.tmp)
-		m.feedForward(s, t, l.ffnNorm, l.ffn)
+		m.rmsNorm(w.h, w.x, l.attnNorm)
+		m.be.MulT(qkv, w.h, t, l.qkv, kernels.Store)
+		m.attend(groups, m.encRel, w.attn)
+		m.be.MulT(w.x, w.att, t, l.o, kernels.Add)
+		m.feedForward(w, t, l.ffnNorm, l.ffn)
 	}
-	out := s.h
-	m.rmsNorm(out, s.x, m.encFinal)
+	out := make([]float32, t*m.dModel)
+	m.rmsNorm(out, w.x, m.encFinal)
 	return out, segs, nil
 }

@@ -365,10 +365,10 @@ func (s *sampleSearch) advance(logits []float32) error {
 		if s.c.sample {
 			tok = s.sampleToken(row, st.rng)
 		} else {
-			tok = argmax(row)
+			tok = s.m.Argmax(row)
 		}
 		st.ids = append(st.ids, tok)
-		lse := logSumExp(row)
+		lse := s.m.logSumExp(row)
 		st.lps = append(st.lps, float64(row[tok])-lse)
 		if s.c.topLogprobs > 0 {
 			st.top = append(st.top, topLogprobs(row, s.c.topLogprobs, lse))

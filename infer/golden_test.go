@@ -105,7 +105,7 @@ func loadGolden(t testing.TB, name string) (*Model, *golden, *safetensors.File) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tensors.Close() })
-	m, err := Load(t.Context(), filepath.Join(dir, "checkpoint"), LoadOptions{})
+	m, err := Load(t.Context(), filepath.Join(dir, "checkpoint"), testOptions(t, LoadOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestGoldenTeacherForcing(t *testing.T) {
 					if got := argmax(logits[r*V : (r+1)*V]); got != want {
 						t.Errorf("argmax[%d][%d] = %d, want %d", b, j, got, want)
 					}
-					if lse := logSumExp(logits[r*V : (r+1)*V]); math.Abs(lse-g.TeacherForcing.Positions[b][j].LogSumExp) > tolLogits {
+					if lse := m.logSumExp(logits[r*V : (r+1)*V]); math.Abs(lse-g.TeacherForcing.Positions[b][j].LogSumExp) > tolLogits {
 						t.Errorf("logsumexp[%d][%d] = %v, want %v", b, j, lse, g.TeacherForcing.Positions[b][j].LogSumExp)
 					}
 				}

@@ -122,7 +122,7 @@ func TestLoadErrors(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(t, dir)
 			}
-			m, err := Load(t.Context(), dir, LoadOptions{})
+			m, err := Load(t.Context(), dir, testOptions(t, LoadOptions{}))
 			if err == nil {
 				m.Close()
 				t.Fatal("Load succeeded")
@@ -162,7 +162,7 @@ func TestLoadAliasesAndAlignment(t *testing.T) {
 	}
 	var outs [][]ScoreResult
 	for _, d := range []string{plain, dir} {
-		m, err := Load(t.Context(), d, LoadOptions{})
+		m, err := Load(t.Context(), d, testOptions(t, LoadOptions{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +299,7 @@ func TestCanceled(t *testing.T) {
 	if _, err := m.Score(ctx, []ScorePair{{[]int{5, 1}, []int{1}}}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Score: %v", err)
 	}
-	if _, err := Load(ctx, writeModel(t, randomVariants()[0].spec, randomTensors(randomVariants()[0].spec, 1)), LoadOptions{}); !errors.Is(err, context.Canceled) {
+	if _, err := Load(ctx, writeModel(t, randomVariants()[0].spec, randomTensors(randomVariants()[0].spec, 1)), testOptions(t, LoadOptions{})); !errors.Is(err, context.Canceled) {
 		t.Errorf("Load: %v", err)
 	}
 }

@@ -34,7 +34,7 @@ func randomVariants() []struct {
 func loadRandom(t testing.TB, spec randomSpec, opts LoadOptions) *Model {
 	t.Helper()
 	dir := writeModel(t, spec, randomTensors(spec, 1))
-	m, err := Load(context.Background(), dir, opts)
+	m, err := Load(context.Background(), dir, testOptions(t, opts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +281,7 @@ func TestThreadsAgree(t *testing.T) {
 	dir := writeModel(t, spec, randomTensors(spec, 1))
 	var outs [][]Generation
 	for _, threads := range []int{1, 3} {
-		m, err := Load(t.Context(), dir, LoadOptions{Threads: threads})
+		m, err := Load(t.Context(), dir, testOptions(t, LoadOptions{Threads: threads}))
 		if err != nil {
 			t.Fatal(err)
 		}

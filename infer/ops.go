@@ -2,12 +2,11 @@ package infer
 
 import (
 	"math"
-
-	"github.com/t5zoo/t5zoo/infer/internal/mat"
 )
 
 // activation returns the FFN activation HF's ACT2FN maps name to ("gelu_new" is the tanh
-// approximation, "gelu" the exact erf form).
+// approximation, "gelu" the exact erf form). gelu_new and relu also have vector kernels
+// (kernels.Set.GELUTanh, the ReLU epilogue of the products), which the model uses instead.
 func activation(name string) func(float32) float32 {
 	switch name {
 	case "relu":
@@ -33,60 +32,54 @@ func activation(name string) func(float32) float32 {
 	panic("infer: unknown activation " + name) // catalog.Shape.Activation allows only the above
 }
 
+// rowsPerItem is how many rows of an element-wise pass one parallel work item takes, for
+// rows of d values: about 16K values, a few µs.
+func rowsPerItem(d int) int { return max(1, 16384/d) }
+
+// parallelRows runs fn over [0, rows) in chunks on the model's workers (inline when small).
+func (m *Model) parallelRows(rows, d int, fn func(lo, hi int)) {
+	per := rowsPerItem(d)
+	if rows <= per {
+		fn(0, rows)
+		return
+	}
+	items := (rows + per - 1) / per
+	m.pool.For(items, func(_, i int) { fn(i*per, min(rows, (i+1)*per)) })
+}
+
 // rmsNorm sets dst[i] = w · x[i] · rsqrt(mean(x[i]²) + eps) for each d-wide row of x, as HF's
 // T5LayerNorm (no mean subtraction, no bias); the mean of squares is accumulated in float64.
 func (m *Model) rmsNorm(dst, x, w []float32) {
 	d := m.dModel
 	eps := float32(m.shape.LayerNormEpsilon)
-	rows := len(x) / d
-	mat.ForRange(m.workers, rows, max(1, 16384/d), func(lo, hi int) {
+	m.parallelRows(len(x)/d, d, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			xr, dr := x[r*d:(r+1)*d], dst[r*d:(r+1)*d]
-			var ss float64
-			for _, v := range xr {
-				ss += float64(v) * float64(v)
-			}
-			variance := float32(ss / float64(d))
+			xr := x[r*d : (r+1)*d]
+			variance := float32(m.ks.SumSquares(xr) / float64(d))
 			inv := float32(1 / math.Sqrt(float64(variance+eps)))
-			w := w[:d]
-			for i, v := range xr {
-				dr[i] = w[i] * float32(v*inv)
-			}
+			m.ks.RMSScale(dst[r*d:(r+1)*d], xr, w, inv)
 		}
 	})
 }
 
-// addInPlace sets x += y.
-func addInPlace(x, y []float32) {
-	y = y[:len(x)]
-	for i := range x {
-		x[i] += y[i]
-	}
+// logSoftmaxAt returns log_softmax(logits)[id], from float32 logits with the normaliser in
+// float64.
+func (m *Model) logSoftmaxAt(logits []float32, id int) float64 {
+	return float64(logits[id]) - m.logSumExp(logits)
 }
 
-// logSoftmaxAt returns log_softmax(logits)[id] computed in float64 from float32 logits, as
-// the reference log-likelihoods are.
-func logSoftmaxAt(logits []float32, id int) float64 {
-	return float64(logits[id]) - logSumExp(logits)
-}
-
-// logSumExp is log Σ exp(logits), in float64.
-func logSumExp(logits []float32) float64 {
-	mx := float32(math.Inf(-1))
-	for _, v := range logits {
-		mx = max(mx, v)
-	}
+// logSumExp is log Σ exp(logits): the exponentials in float32 (kernels.Exp), their sum in
+// float64.
+func (m *Model) logSumExp(logits []float32) float64 {
+	mx := m.ks.Max(logits)
 	if math.IsInf(float64(mx), -1) {
 		return math.Inf(-1)
 	}
-	var s float64
-	for _, v := range logits {
-		s += math.Exp(float64(v) - float64(mx))
-	}
-	return float64(mx) + math.Log(s)
+	return float64(mx) + math.Log(m.ks.ExpSum(nil, logits, mx))
 }
 
-// argmax returns the index of the first largest value.
+// argmax returns the index of the first largest value (scalar; tests use it as the
+// reference of Model.Argmax).
 func argmax(v []float32) int {
 	best := 0
 	for i, x := range v {
@@ -96,3 +89,7 @@ func argmax(v []float32) int {
 	}
 	return best
 }
+
+// Argmax returns the index of the first largest value of a logits row, the token greedy
+// decoding picks, with the model's vector kernels; for callers that drive Step themselves.
+func (m *Model) Argmax(logits []float32) int { return m.ks.Argmax(logits) }

@@ -112,7 +112,7 @@ func (m *Model) scoreBatch(ctx context.Context, pairs []ScorePair, results []Sco
 		hi := min(len(labels), lo+lmBlockRows)
 		logits = m.lmLogits(hidden[lo*d:hi*d], logits)
 		for r := lo; r < hi; r++ {
-			lp := logSoftmaxAt(logits[(r-lo)*V:(r-lo+1)*V], labels[r])
+			lp := m.logSoftmaxAt(logits[(r-lo)*V:(r-lo+1)*V], labels[r])
 			res := &results[owner[r]]
 			res.TokenLogprobs = append(res.TokenLogprobs, lp)
 			res.SumLogprob += lp

@@ -4,15 +4,18 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/convert/safetensors"
+	"github.com/t5zoo/t5zoo/infer/internal/kernels"
 )
 
 // randomSpec describes a random-weight model for self-consistency tests.
@@ -23,6 +26,23 @@ type randomSpec struct {
 	// zeroEOS zeroes the output-embedding row of </s>, so that greedy decoding never stops
 	// early and beam search never finishes a hypothesis before max_length.
 	zeroEOS bool
+}
+
+// testOptions applies the kernel path named by T5ZOO_KERNEL (scripts/test runs the engine
+// tests once per path) and skips the test if this CPU cannot run it.
+func testOptions(t testing.TB, o LoadOptions) LoadOptions {
+	t.Helper()
+	if p := os.Getenv("T5ZOO_KERNEL"); p != "" {
+		path, err := kernels.ParsePath(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !kernels.Supported(path) {
+			t.Skipf("T5ZOO_KERNEL=%s: this CPU or build cannot run it", p)
+		}
+		o.Kernels = p
+	}
+	return o
 }
 
 // smallShape has d_kv·num_heads (60) ≠ d_model (48) and more encoder than decoder layers.
@@ -84,7 +104,9 @@ func tensorSpec(s catalog.Shape) map[string][]int {
 func randomTensors(spec randomSpec, seed uint64) map[string][]float32 {
 	r := rand.New(rand.NewPCG(seed, 7))
 	out := make(map[string][]float32)
-	for name, shape := range tensorSpec(spec.shape) {
+	specs := tensorSpec(spec.shape)
+	for _, name := range slices.Sorted(maps.Keys(specs)) { // a fixed order: the same weights every run
+		shape := specs[name]
 		n := 1
 		for _, d := range shape {
 			n *= d

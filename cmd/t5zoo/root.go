@@ -17,7 +17,7 @@ func newRootCmd() *cobra.Command {
 		newPushCmd(), newPullCmd(), newLsCmd(), newShowCmd(), newRmCmd(), newVerifyCmd(),
 		newCatalogCmd(),
 		newTokenizeCmd(),
-		newRunCmd(), newScoreCmd(),
+		newRunCmd(), newScoreCmd(), newBenchCmd(),
 		newConvertCmd(), newExportCmd(), newImportCmd(),
 		newServeCmd(),
 	)

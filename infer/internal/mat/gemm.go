@@ -1,163 +1,177 @@
 package mat
 
-import "fmt"
+import (
+	"fmt"
 
-// Go is the pure-Go backend: cache-blocked, register-blocked float32 products split into
-// tiles over the output that up to Workers goroutines share (0 means GOMAXPROCS). A decode
-// step's few rows (one per sequence or beam) are one product whose tiles run over the weight
-// rows, so every worker streams its own part of the weight once for all rows.
-//
-// Each output element is the sum over k in increasing order, accumulated in float32 with
-// every product rounded (no fused multiply-add), whatever the tiling, the worker count or
-// the number of rows m: a row's result does not depend on the other rows of the batch.
-type Go struct {
-	Workers int
-}
-
-var _ Backend = Go{}
-
-// Prepare returns data as a *Matrix without copying.
-func (Go) Prepare(data []float32, r, c int) Weight { return NewMatrix(data, r, c) }
-
-// Tile sizes: a tile is up to tileM rows of a by tileN rows of w; k is taken in blocks of
-// blockK so that a 4-row panel of w (16 KiB at most) stays in L1 while a tile's rows of a
-// (at most 64 KiB per block) stay in L2.
-const (
-	tileM  = 64
-	tileN  = 64
-	blockK = 256
-	// minParallel is the m·r·c below which a product runs on the calling goroutine.
-	minParallel = 1 << 16
+	"github.com/t5zoo/t5zoo/infer/internal/kernels"
 )
 
-// MulT sets dst (m×r) = a (m×c) · wᵀ. w must be a *Matrix.
-func (g Go) MulT(dst, a []float32, m int, w Weight) {
-	mw, ok := w.(*Matrix)
-	if !ok {
-		panic(fmt.Sprintf("infer: mat: Go backend got a %T weight", w))
-	}
-	MulT(g.Workers, dst, a, m, mw)
+const (
+	// blockBytes bounds the activations one work item reads (a block of rows, kept in L2
+	// while the item's weight panels pass over it).
+	blockBytes = 96 << 10
+	// itemsPerThread is how many work items a product aims to give each worker, so that
+	// uneven progress (another process on a core) balances.
+	itemsPerThread = 8
+	// minParallel is the m·n·k below which a product runs on the caller alone (about a µs;
+	// chosen by timing decoder steps, where even a 128×256 product gains from the second core).
+	minParallel = 1 << 14
+)
+
+// MulT sets dst (m×N) = op(dst, a (m×K) · wᵀ) on the backend's workers.
+func (c *CPU) MulT(dst, a []float32, m int, w *Packed, op kernels.Op) {
+	c.Gemm(dst, w.n, a, w.k, m, w, op, c.pool)
 }
 
-// MulT is the Go backend's product on up to workers goroutines (0 means GOMAXPROCS):
-//
-//	for i := range m {
-//		for j := range w.Rows {
-//			var s float32
-//			for k := range w.Cols {
-//				s += float32(a[i*w.Cols+k] * w.Data[j*w.Cols+k])
-//			}
-//			dst[i*w.Rows+j] = s
-//		}
-//	}
-func MulT(workers int, dst, a []float32, m int, w *Matrix) {
-	n, k := w.Rows, w.Cols
-	if m < 0 || len(a) < m*k || len(dst) < m*n {
-		panic(fmt.Sprintf("infer: mat: MulT %d×%d · (%d×%d)ᵀ with len(a) %d, len(dst) %d", m, k, n, k, len(a), len(dst)))
+// Gemm sets dst[i*ldc+j] = op(dst[i*ldc+j], Σ_k a[i*lda+k]·W[j][k]) for i < m and j < N on
+// pool's workers, or on the caller alone when pool is nil (inside another parallel loop).
+// It panics if a slice is too short for the dimensions.
+func (c *CPU) Gemm(dst []float32, ldc int, a []float32, lda int, m int, w *Packed, op kernels.Op, pool *Pool) {
+	n, k := w.n, w.k
+	if m < 0 || lda < k || ldc < n || m > 0 && (len(a) < (m-1)*lda+k || len(dst) < (m-1)*ldc+n) {
+		panic(fmt.Sprintf("infer: mat: product of %d×%d (lda %d, len %d) and (%d×%d)ᵀ into ldc %d, len %d", m, k, lda, len(a), n, k, ldc, len(dst)))
 	}
-	if m == 0 || n == 0 {
+	if m == 0 {
 		return
 	}
-	if k == 0 {
-		clear(dst[:m*n])
+	j := gemmJob{ks: c.k, dst: dst, ldc: ldc, a: a, lda: lda, m: m, w: w, op: op, lq: 4 * w.kq}
+	maxRows, elem := j.ks.Rows(), 4
+	if w.dt == Int8 {
+		maxRows, elem = j.ks.RowsI8(), 1
+		buf := c.getQuant(m*j.lq, m)
+		defer c.quant.Put(buf)
+		j.qa, j.sa = buf.b, buf.f
+		for i := range m {
+			j.sa[i] = j.ks.QuantizeRow(j.qa[i*j.lq:(i+1)*j.lq], a[i*lda:i*lda+k])
+		}
+	}
+	// Strips of at most maxRows rows, as even as possible; blocks of strips whose rows fit
+	// blockBytes; groups of panels, so that there are about itemsPerThread items per worker.
+	j.nStrips = (m + maxRows - 1) / maxRows
+	perBlock := max(1, blockBytes/(k*elem)/maxRows)
+	j.nBlocks = (j.nStrips + perBlock - 1) / perBlock
+	threads := 1
+	if pool != nil && m*n*k >= minParallel {
+		threads = pool.Threads()
+	}
+	// A single strip of a few rows (a decoder step) takes several panels per kernel call.
+	j.np = 1
+	if j.nStrips == 1 {
+		j.np = j.ks.Panels(m)
+	}
+	j.units = (w.panels + j.np - 1) / j.np
+	j.nGroups = 1
+	if want := itemsPerThread * threads; threads > 1 && j.nBlocks < want {
+		j.nGroups = min(j.units, (want+j.nBlocks-1)/j.nBlocks)
+	}
+	items := j.nBlocks * j.nGroups
+	if threads == 1 || items == 1 {
+		for it := range items {
+			j.item(it)
+		}
 		return
 	}
-	tilesM := (m + tileM - 1) / tileM
-	tilesN := (n + tileN - 1) / tileN
-	tile := func(t int) {
-		tm, tn := t%tilesM, t/tilesM
-		i0, j0 := tm*tileM, tn*tileN
-		mulTile(dst, a, w.Data, n, k, i0, min(m, i0+tileM), j0, min(n, j0+tileN))
-	}
-	workers = Workers(workers)
-	if m*n*k < minParallel {
-		workers = 1
-	}
-	For(workers, tilesM*tilesN, tile)
+	pj := new(gemmJob) // only a parallel product moves the job to the heap
+	*pj = j
+	pool.For(items, func(_, it int) { pj.item(it) })
 }
 
-// mulTile computes dst[i][j] for i in [i0, i1), j in [j0, j1).
-func mulTile(dst, a, w []float32, n, k, i0, i1, j0, j1 int) {
-	for k0 := 0; k0 < k; k0 += blockK {
-		k1 := min(k, k0+blockK)
-		first := k0 == 0
-		j := j0
-		for ; j+4 <= j1; j += 4 {
-			w0 := w[j*k+k0 : j*k+k1]
-			w1 := w[(j+1)*k+k0 : (j+1)*k+k1]
-			w2 := w[(j+2)*k+k0 : (j+2)*k+k1]
-			w3 := w[(j+3)*k+k0 : (j+3)*k+k1]
-			i := i0
-			for ; i+2 <= i1; i += 2 {
-				a0 := a[i*k+k0 : i*k+k1]
-				a1 := a[(i+1)*k+k0 : (i+1)*k+k1]
-				kern2x4(dst[i*n+j:i*n+j+4], dst[(i+1)*n+j:(i+1)*n+j+4], a0, a1, w0, w1, w2, w3, first)
-			}
-			if i < i1 {
-				a0 := a[i*k+k0 : i*k+k1]
-				kern1x4(dst[i*n+j:i*n+j+4], a0, w0, w1, w2, w3, first)
-			}
+// gemmJob is one product, cut into items of (block of row strips) × (group of panels).
+type gemmJob struct {
+	ks                 kernels.Set
+	dst, a             []float32
+	ldc, lda, m        int
+	w                  *Packed
+	op                 kernels.Op
+	qa                 []byte    // int8: quantized rows, lq bytes each
+	sa                 []float32 // int8: row scales
+	lq                 int
+	nStrips, nBlocks   int
+	np, units, nGroups int
+}
+
+// strip returns the first row and the height of strip s.
+func (j *gemmJob) strip(s int) (row0, h int) {
+	base, extra := j.m/j.nStrips, j.m%j.nStrips
+	return s*base + min(s, extra), base + b2i(s < extra)
+}
+
+func (j *gemmJob) item(it int) {
+	b, g := it%j.nBlocks, it/j.nBlocks
+	s0, s1 := b*j.nStrips/j.nBlocks, (b+1)*j.nStrips/j.nBlocks
+	full := j.w.n / panel
+	for u := g * j.units / j.nGroups; u < (g+1)*j.units/j.nGroups; u++ {
+		p0 := u * j.np
+		if j.np > 1 && p0+j.np <= full {
+			j.multi(p0)
+			continue
 		}
-		for ; j < j1; j++ {
-			wj := w[j*k+k0 : j*k+k1]
-			for i := i0; i < i1; i++ {
-				p := &dst[i*n+j]
-				var s float32
-				if !first {
-					s = *p
-				}
-				*p = dot(s, a[i*k+k0:i*k+k1], wj)
+		for p := p0; p < min(j.w.panels, p0+j.np); p++ {
+			mask := kernels.Mask(j.w.n - p*panel)
+			for s := s0; s < s1; s++ {
+				row0, h := j.strip(s)
+				j.tile(row0, h, p, mask)
 			}
 		}
 	}
 }
 
-// dot returns s + Σ a[k]·b[k], in order, each product rounded.
-func dot(s float32, a, b []float32) float32 {
-	b = b[:len(a)]
-	for k, x := range a {
-		s += float32(x * b[k])
+// tile is rows [row0, row0+h) by panel p.
+func (j *gemmJob) tile(row0, h, p int, mask uint32) {
+	w, k, ks := j.w, j.w.k, j.ks
+	cc := j.dst[row0*j.ldc+p*panel:]
+	switch w.dt {
+	case F32:
+		ks.TileF32(h, k, j.a[row0*j.lda:], j.lda, w.f32[p*k*panel:(p+1)*k*panel], cc, j.ldc, mask, j.op)
+	case BF16:
+		ks.TileBF16(h, k, j.a[row0*j.lda:], j.lda, w.bf16[p*k*panel:(p+1)*k*panel], cc, j.ldc, mask, j.op)
+	case Int8:
+		lq := j.lq
+		ks.TileI8(h, w.kq, j.qa[row0*lq:], lq, j.sa[row0:], w.i8[p*lq*panel:(p+1)*lq*panel],
+			w.scale[p*panel:(p+1)*panel], w.corr[p*panel:(p+1)*panel], cc, j.ldc, mask, j.op)
 	}
-	return s
 }
 
-func kern2x4(d0, d1, a0, a1, w0, w1, w2, w3 []float32, first bool) {
-	var c00, c01, c02, c03, c10, c11, c12, c13 float32
-	d0, d1 = d0[:4], d1[:4]
-	if !first {
-		c00, c01, c02, c03 = d0[0], d0[1], d0[2], d0[3]
-		c10, c11, c12, c13 = d1[0], d1[1], d1[2], d1[3]
+// multi is the single strip (all m rows) by the full panels p..p+np-1.
+func (j *gemmJob) multi(p int) {
+	w, k, ks, np := j.w, j.w.k, j.ks, j.np
+	cc := j.dst[p*panel:]
+	switch w.dt {
+	case F32:
+		ks.TileF32N(j.m, np, k, j.a, j.lda, w.f32[p*k*panel:(p+np)*k*panel], cc, j.ldc, j.op)
+	case BF16:
+		ks.TileBF16N(j.m, np, k, j.a, j.lda, w.bf16[p*k*panel:(p+np)*k*panel], cc, j.ldc, j.op)
+	case Int8:
+		lq := j.lq
+		ks.TileI8N(j.m, np, w.kq, j.qa, lq, j.sa, w.i8[p*lq*panel:(p+np)*lq*panel],
+			w.scale[p*panel:(p+np)*panel], w.corr[p*panel:(p+np)*panel], cc, j.ldc, j.op)
 	}
-	a1 = a1[:len(a0)]
-	w0, w1, w2, w3 = w0[:len(a0)], w1[:len(a0)], w2[:len(a0)], w3[:len(a0)]
-	for k, x0 := range a0 {
-		x1 := a1[k]
-		y0, y1, y2, y3 := w0[k], w1[k], w2[k], w3[k]
-		c00 += float32(x0 * y0)
-		c01 += float32(x0 * y1)
-		c02 += float32(x0 * y2)
-		c03 += float32(x0 * y3)
-		c10 += float32(x1 * y0)
-		c11 += float32(x1 * y1)
-		c12 += float32(x1 * y2)
-		c13 += float32(x1 * y3)
-	}
-	d0[0], d0[1], d0[2], d0[3] = c00, c01, c02, c03
-	d1[0], d1[1], d1[2], d1[3] = c10, c11, c12, c13
 }
 
-func kern1x4(d0, a0, w0, w1, w2, w3 []float32, first bool) {
-	var c0, c1, c2, c3 float32
-	d0 = d0[:4]
-	if !first {
-		c0, c1, c2, c3 = d0[0], d0[1], d0[2], d0[3]
+// quantBuf is the scratch of an int8 product: quantized rows and their scales.
+type quantBuf struct {
+	b []byte
+	f []float32
+}
+
+func (c *CPU) getQuant(nb, nf int) *quantBuf {
+	q, _ := c.quant.Get().(*quantBuf)
+	if q == nil {
+		q = new(quantBuf)
 	}
-	w0, w1, w2, w3 = w0[:len(a0)], w1[:len(a0)], w2[:len(a0)], w3[:len(a0)]
-	for k, x := range a0 {
-		c0 += float32(x * w0[k])
-		c1 += float32(x * w1[k])
-		c2 += float32(x * w2[k])
-		c3 += float32(x * w3[k])
+	if cap(q.b) < nb {
+		q.b = make([]byte, nb)
 	}
-	d0[0], d0[1], d0[2], d0[3] = c0, c1, c2, c3
+	if cap(q.f) < nf {
+		q.f = make([]float32, nf)
+	}
+	q.b, q.f = q.b[:nb], q.f[:nf]
+	return q
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

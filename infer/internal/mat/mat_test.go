@@ -4,8 +4,38 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/t5zoo/t5zoo/convert"
+	"github.com/t5zoo/t5zoo/infer/internal/kernels"
 )
+
+// dense is a Source over a row-major slice.
+type dense struct {
+	data []float32
+	r, c int
+}
+
+func (d dense) Dims() (int, int) { return d.r, d.c }
+func (d dense) Float32(r0 int, dst []float32) error {
+	copy(dst, d.data[r0*d.c:])
+	return nil
+}
+
+// quantized is a QuantizedSource.
+type quantized struct {
+	dense
+	q      []int8
+	scales []float32
+}
+
+func (q quantized) Int8(r0 int, dst []int8, scales []float32) error {
+	copy(dst, q.q[r0*q.c:])
+	copy(scales, q.scales[r0:])
+	return nil
+}
 
 func randSlice(r *rand.Rand, n int) []float32 {
 	v := make([]float32, n)
@@ -15,49 +45,153 @@ func randSlice(r *rand.Rand, n int) []float32 {
 	return v
 }
 
-// refMulT is the reference loop of MulT's doc comment.
-func refMulT(dst, a []float32, m int, w *Matrix) {
-	for i := range m {
-		for j := range w.Rows {
-			var s float32
-			for k := range w.Cols {
-				s += float32(a[i*w.Cols+k] * w.Data[j*w.Cols+k])
-			}
-			dst[i*w.Rows+j] = s
+func sets(t testing.TB) []kernels.Set {
+	var out []kernels.Set
+	for _, p := range kernels.Paths() {
+		if s, err := kernels.New(p); err == nil {
+			out = append(out, s)
 		}
 	}
+	return out
 }
 
-// TestMulTExact checks MulT bit for bit against the reference loop across tile, block and
-// kernel tails, worker counts, and that a row's result does not depend on the batch.
-func TestMulTExact(t *testing.T) {
+// effective returns the weights a dtype computes with (bf16 rounding, int8 q·scale).
+func effective(w []float32, n, k int, dt DType) []float32 {
+	out := make([]float32, len(w))
+	switch dt {
+	case BF16:
+		for i, v := range w {
+			out[i] = kernels.BF16(kernels.ToBF16(v))
+		}
+	case Int8:
+		q, s := convert.QuantizeInt8(w, n, k)
+		copy(out, convert.DequantizeInt8(q, s, n, k))
+	default:
+		copy(out, w)
+	}
+	return out
+}
+
+// TestGemm checks every path and dtype against a float64 reference, thread counts and
+// batch composition against each other bit for bit, and the guard bands around dst.
+func TestGemm(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, m := range []int{1, 2, 3, 5, 64, 65, 130} {
-		for _, n := range []int{1, 3, 4, 7, 64, 67} {
-			for _, k := range []int{1, 5, 255, 256, 257, 600} {
-				a := randSlice(r, m*k)
-				w := NewMatrix(randSlice(r, n*k), n, k)
-				want := make([]float32, m*n)
-				refMulT(want, a, m, w)
-				for _, workers := range []int{1, 3} {
-					got := make([]float32, m*n+1)
-					got[m*n] = 42 // guard
-					Go{Workers: workers}.MulT(got, a, m, w)
-					for i := range want {
-						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-							t.Fatalf("m=%d n=%d k=%d workers=%d: dst[%d] = %v, want %v", m, n, k, workers, i, got[i], want[i])
+	for _, ks := range sets(t) {
+		for _, dt := range []DType{F32, BF16, Int8} {
+			cpus := map[int]*CPU{}
+			for _, th := range []int{1, 3} {
+				c := NewCPU(Options{Threads: th, DType: dt, Kernels: ks})
+				t.Cleanup(func() { c.Close() })
+				cpus[th] = c
+			}
+			for _, m := range []int{1, 2, 5, 12, 13, 40} {
+				for _, n := range []int{1, 31, 33, 100} {
+					for _, k := range []int{1, 3, 5, 64, 257} {
+						w := randSlice(r, n*k)
+						pw, err := cpus[1].Prepare(dense{w, n, k})
+						if err != nil {
+							t.Fatal(err)
+						}
+						pw3, _ := cpus[3].Prepare(dense{w, n, k})
+						eff := effective(w, n, k, dt)
+						lda, ldc := k+2, n+3
+						a := randSlice(r, m*lda)
+						for _, op := range []kernels.Op{kernels.Store, kernels.Add, kernels.ReLU} {
+							name := fmt.Sprintf("%s/%s m=%d n=%d k=%d op=%d", ks.Path(), dt, m, n, k, op)
+							c0 := randSlice(r, m*ldc+4)
+							got1 := append([]float32(nil), c0...)
+							got3 := append([]float32(nil), c0...)
+							cpus[1].Gemm(got1, ldc, a, lda, m, pw, op, cpus[1].Pool())
+							cpus[3].Gemm(got3, ldc, a, lda, m, pw3, op, cpus[3].Pool())
+							for i := range m {
+								for j := range ldc {
+									idx := i*ldc + j
+									if j >= n {
+										if got1[idx] != c0[idx] {
+											t.Fatalf("%s: wrote past row %d's %d columns", name, i, n)
+										}
+										continue
+									}
+									var want, bound float64
+									for kk := range k {
+										p := float64(a[i*lda+kk]) * float64(eff[j*k+kk])
+										want += p
+										bound += math.Abs(p)
+									}
+									tol := 2e-6 * bound
+									if dt == Int8 {
+										// Activations are quantized too: |error| ≤ Σ|w|·scale_a/2.
+										var amax, wsum float64
+										for kk := range k {
+											amax = max(amax, math.Abs(float64(a[i*lda+kk])))
+											wsum += math.Abs(float64(eff[j*k+kk]))
+										}
+										tol += wsum*amax/127/2 + 1e-6
+									}
+									switch op {
+									case kernels.Add:
+										want += float64(c0[idx])
+										tol += 1e-6 * math.Abs(float64(c0[idx]))
+									case kernels.ReLU:
+										want = max(want, 0)
+									}
+									if math.Abs(float64(got1[idx])-want) > tol {
+										t.Fatalf("%s: dst[%d][%d] = %v, want %v ± %g", name, i, j, got1[idx], want, tol)
+									}
+								}
+							}
+							for i := m * ldc; i < len(c0); i++ {
+								if got1[i] != c0[i] {
+									t.Fatalf("%s: wrote past dst", name)
+								}
+							}
+							for i := range got1 {
+								if math.Float32bits(got1[i]) != math.Float32bits(got3[i]) {
+									t.Fatalf("%s: 1 and 3 threads differ at %d", name, i)
+								}
+							}
+							// Each row alone gives the same bits as in the batch.
+							if op == kernels.Store {
+								for i := range m {
+									one := make([]float32, n)
+									cpus[1].MulT(one, a[i*lda:i*lda+k], 1, pw, op)
+									for j := range n {
+										if math.Float32bits(one[j]) != math.Float32bits(got1[i*ldc+j]) {
+											t.Fatalf("%s: row %d alone differs at column %d", name, i, j)
+										}
+									}
+								}
+							}
 						}
 					}
-					if got[m*n] != 42 {
-						t.Fatalf("m=%d n=%d k=%d: wrote past dst", m, n, k)
-					}
 				}
-				// Row 0 alone equals row 0 of the batch.
-				one := make([]float32, n)
-				MulT(1, one, a[:k], 1, w)
-				for j := range one {
-					if one[j] != want[j] {
-						t.Fatalf("m=%d n=%d k=%d: single-row result differs at %d", m, n, k, j)
+			}
+		}
+	}
+}
+
+// TestPackRow checks Row against the source for every dtype, and that an int8 source is
+// packed unchanged.
+func TestPackRow(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	n, k := 70, 37
+	w := randSlice(r, n*k)
+	q, s := convert.QuantizeInt8(w, n, k)
+	for _, dt := range []DType{F32, BF16, Int8} {
+		c := NewCPU(Options{DType: dt})
+		defer c.Close()
+		for _, src := range []Source{dense{w, n, k}, quantized{dense{w, n, k}, q, s}} {
+			p, err := c.Prepare(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			eff := effective(w, n, k, dt) // int8: the same q and scales either way
+			row := make([]float32, k)
+			for j := range n {
+				p.Row(j, row)
+				for kk := range k {
+					if row[kk] != eff[j*k+kk] {
+						t.Fatalf("%s %T: row %d[%d] = %v, want %v", dt, src, j, kk, row[kk], eff[j*k+kk])
 					}
 				}
 			}
@@ -65,50 +199,76 @@ func TestMulTExact(t *testing.T) {
 	}
 }
 
-func TestMulTPanics(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Fatal("no panic on a short dst")
+func TestPackRowsT(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	n, k, off := 45, 9, 3
+	rows := make([][]float32, k) // Wᵀ: k rows of n (plus an offset)
+	for i := range rows {
+		rows[i] = randSlice(r, off+n+2)
+	}
+	p := PackRowsT(make([]float32, PackedLen(n, k)), rows, off, n)
+	tr := make([][]float32, n)
+	for j := range n {
+		tr[j] = make([]float32, off+k)
+		for kk := range k {
+			tr[j][off+kk] = rows[kk][off+j]
 		}
-	}()
-	w := NewMatrix(make([]float32, 6), 2, 3)
-	MulT(1, make([]float32, 3), make([]float32, 6), 2, w)
-}
-
-func TestForRange(t *testing.T) {
-	for _, n := range []int{0, 1, 7, 100, 1001} {
-		seen := make([]int, n)
-		ForRange(3, n, 10, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				seen[i]++
-			}
-		})
-		for i, c := range seen {
-			if c != 1 {
-				t.Fatalf("n=%d: item %d run %d times", n, i, c)
+	}
+	q := PackRows(make([]float32, PackedLen(n, k)), tr, off, k)
+	for i := range p.f32 {
+		if p.f32[i] != q.f32[i] {
+			t.Fatalf("PackRowsT and PackRows of the transpose differ at %d", i)
+		}
+	}
+	row := make([]float32, k)
+	for j := range n {
+		q.Row(j, row)
+		for kk := range k {
+			if row[kk] != rows[kk][off+j] {
+				t.Fatalf("row %d[%d] = %v, want %v", j, kk, row[kk], rows[kk][off+j])
 			}
 		}
 	}
 }
 
-var sink []float32
-
-func BenchmarkMulT(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, c := range []struct{ m, n, k int }{
-		{1, 512, 512}, {8, 512, 512}, {1, 2048, 512}, {128, 512, 512}, {128, 2048, 512}, {4, 32128, 512},
-	} {
-		b.Run(fmt.Sprintf("m%d_n%d_k%d", c.m, c.n, c.k), func(b *testing.B) {
-			a := randSlice(r, c.m*c.k)
-			w := NewMatrix(randSlice(r, c.n*c.k), c.n, c.k)
-			dst := make([]float32, c.m*c.n)
-			b.SetBytes(int64(4 * (c.n*c.k + c.m*c.k)))
-			b.ReportAllocs()
-			for b.Loop() {
-				MulT(0, dst, a, c.m, w)
-			}
-			b.ReportMetric(float64(2*c.m*c.n*c.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-			sink = dst
+func TestPool(t *testing.T) {
+	p := NewPool(3, 50)
+	defer p.Close()
+	for _, n := range []int{0, 1, 2, 7, 1000} {
+		seen := make([]atomic.Int32, n)
+		p.For(n, func(w, i int) {
+			seen[i].Add(1)
+			// A job inside a job runs on the caller.
+			p.For(2, func(int, int) {})
 		})
+		for i := range seen {
+			if c := seen[i].Load(); c != 1 {
+				t.Fatalf("n=%d: item %d ran %d times", n, i, c)
+			}
+		}
+	}
+	// Concurrent jobs from several goroutines.
+	var wg sync.WaitGroup
+	var total atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				p.For(10, func(int, int) { total.Add(1) })
+			}
+		})
+	}
+	wg.Wait()
+	if total.Load() != 4*200*10 {
+		t.Fatalf("ran %d items, want %d", total.Load(), 4*200*10)
+	}
+	// Parked workers wake up.
+	q := NewPool(2, -1)
+	defer q.Close()
+	for range 50 {
+		var n atomic.Int32
+		q.For(64, func(int, int) { n.Add(1) })
+		if n.Load() != 64 {
+			t.Fatal("lost items after parking")
+		}
 	}
 }

@@ -1,0 +1,143 @@
+package mat
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+
+	"github.com/t5zoo/t5zoo/infer/internal/kernels"
+)
+
+var sink []float32
+
+// BenchmarkSGEMM is the encoder's product on hot (cache- or L3-resident) packed weights:
+// (M,K,N) = activations M×K times a K×N weight, in GFLOP/s, for 1 and 2 threads.
+func BenchmarkSGEMM(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	ks, _ := kernels.New(kernels.Best())
+	for _, sh := range [][3]int{{512, 768, 3072}, {128, 512, 2048}, {1024, 256, 1024}, {1024, 1024, 256}} {
+		m, k, n := sh[0], sh[1], sh[2]
+		for _, dt := range []DType{F32, BF16, Int8} {
+			for _, th := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/%d,%d,%d/%dT", dt, m, k, n, th), func(b *testing.B) {
+					c := NewCPU(Options{Threads: th, DType: dt, Kernels: ks})
+					defer c.Close()
+					w, _ := c.Prepare(dense{randSlice(r, n*k), n, k})
+					a := randSlice(r, m*k)
+					dst := make([]float32, m*n)
+					for b.Loop() {
+						c.MulT(dst, a, m, w, kernels.Store)
+					}
+					b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+					sink = dst
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkGEMVCold is a decoder step's product with weights from RAM: each call uses the
+// next of enough weight copies to fill 320 MiB (f32; the same count for the other dtypes),
+// in GB/s of weights read.
+func BenchmarkGEMVCold(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	ks, _ := kernels.New(kernels.Best())
+	const k, n = 768, 3072
+	copies := (320 << 20) / (4 * n * k)
+	src := dense{randSlice(r, n*k), n, k}
+	for _, dt := range []DType{F32, BF16, Int8} {
+		for _, m := range []int{1, 8} {
+			for _, th := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/m%d/%dT", dt, m, th), func(b *testing.B) {
+					c := NewCPU(Options{Threads: th, DType: dt, Kernels: ks})
+					defer c.Close()
+					ws := make([]*Packed, copies)
+					for i := range ws {
+						ws[i], _ = c.Prepare(src)
+					}
+					a := randSlice(r, m*k)
+					dst := make([]float32, m*n)
+					i := 0
+					for b.Loop() {
+						c.MulT(dst, a, m, ws[i%copies], kernels.Store)
+						i++
+					}
+					b.ReportMetric(float64(ws[0].Bytes())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+					sink = dst
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkGoals measures, in one process, the kernel figures of BENCHMARKS.md beside the
+// machine limits they are compared with, on the fastest kernel path and THREADS workers
+// (default 2): the FMA peak and the streaming read bandwidth, SGEMM on the encoder's two
+// reference shapes (M,K,N) with hot packed weights, and the decode GEMV (M = 1 and 8) with
+// weights from RAM (each call the next of enough copies to fill 512 MiB of f32).
+func BenchmarkGoals(b *testing.B) {
+	threads := 2
+	ks, _ := kernels.New(kernels.Best())
+	pool := NewPool(threads, DefaultSpinMicros)
+	defer pool.Close()
+	b.Run("peak", func(b *testing.B) {
+		var flops int64
+		for b.Loop() {
+			var f atomic.Int64
+			pool.For(threads, func(_, _ int) { f.Add(ks.FMALoop(1 << 20)) })
+			flops += f.Load()
+		}
+		b.ReportMetric(float64(flops)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+	b.Run("read", func(b *testing.B) {
+		buf := make([]float32, 512<<20/4)
+		for i := range buf {
+			buf[i] = 1
+		}
+		per := len(buf) / 64
+		for b.Loop() {
+			pool.For(64, func(_, i int) { ks.StreamRead(buf[i*per : (i+1)*per]) })
+		}
+		b.ReportMetric(float64(4*len(buf))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+	})
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, sh := range [][3]int{{512, 768, 3072}, {128, 512, 2048}} {
+		m, k, n := sh[0], sh[1], sh[2]
+		b.Run(fmt.Sprintf("sgemm/%d,%d,%d", m, k, n), func(b *testing.B) {
+			c := NewCPU(Options{Threads: threads, Kernels: ks})
+			defer c.Close()
+			w, _ := c.Prepare(dense{randSlice(r, n*k), n, k})
+			a := randSlice(r, m*k)
+			dst := make([]float32, m*n)
+			for b.Loop() {
+				c.MulT(dst, a, m, w, kernels.Store)
+			}
+			b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+	const k, n = 768, 3072
+	src := dense{randSlice(r, n*k), n, k}
+	copies := (512 << 20) / (4 * n * k)
+	for _, dt := range []DType{F32, BF16, Int8} {
+		for _, m := range []int{1, 8} {
+			b.Run(fmt.Sprintf("gemv-cold/%s/m%d", dt, m), func(b *testing.B) {
+				c := NewCPU(Options{Threads: threads, DType: dt, Kernels: ks})
+				defer c.Close()
+				ws := make([]*Packed, copies)
+				for i := range ws {
+					ws[i], _ = c.Prepare(src)
+				}
+				a := randSlice(r, m*k)
+				dst := make([]float32, m*n)
+				i := 0
+				for b.Loop() {
+					c.MulT(dst, a, m, ws[i%copies], kernels.Store)
+					i++
+				}
+				b.ReportMetric(float64(ws[0].Bytes())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}

@@ -1,0 +1,203 @@
+package mat
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/t5zoo/t5zoo/convert"
+	"github.com/t5zoo/t5zoo/infer/internal/kernels"
+)
+
+const panel = kernels.Panel
+
+// Packed is a weight of N rows (outputs) and K columns (inputs) in the panel layout of
+// package kernels: ceil(N/32) panels, zero-padded past N (and for int8 past K to a
+// multiple of 4).
+type Packed struct {
+	dt     DType
+	n, k   int
+	panels int
+	kq     int       // int8: groups of four inputs
+	f32    []float32 // [panel][k][32]
+	bf16   []uint16  // [panel][k][32]
+	i8     []int8    // [panel][kq][32][4]
+	scale  []float32 // int8: per output row, panels·32 values
+	corr   []int32   // int8: 128·Σ_k q per output row (for the offset activations of VNNI)
+}
+
+// Dims returns the weight's rows (outputs) and columns (inputs).
+func (w *Packed) Dims() (rows, cols int) { return w.n, w.k }
+
+// DType returns the packed type.
+func (w *Packed) DType() DType { return w.dt }
+
+// Bytes is the packed size, padding included.
+func (w *Packed) Bytes() int64 {
+	return int64(4*len(w.f32) + 2*len(w.bf16) + len(w.i8) + 4*len(w.scale) + 4*len(w.corr))
+}
+
+// Row writes row j of the weight (as float32: exact for f32 and bf16, q·scale for int8) into
+// dst[:K]; the model's embedding lookups read the tied weight this way.
+func (w *Packed) Row(j int, dst []float32) {
+	if j < 0 || j >= w.n || len(dst) < w.k {
+		panic(fmt.Sprintf("infer: mat: row %d of a %d×%d weight into %d values", j, w.n, w.k, len(dst)))
+	}
+	p, l := j/panel, j%panel
+	switch w.dt {
+	case F32:
+		base := w.f32[p*w.k*panel:]
+		for k := range w.k {
+			dst[k] = base[k*panel+l]
+		}
+	case BF16:
+		base := w.bf16[p*w.k*panel:]
+		for k := range w.k {
+			dst[k] = kernels.BF16(base[k*panel+l])
+		}
+	case Int8:
+		base := w.i8[p*w.kq*4*panel:]
+		s := w.scale[j]
+		for k := range w.k {
+			dst[k] = float32(base[(k/4)*4*panel+l*4+k%4]) * s
+		}
+	}
+}
+
+// Prepare packs src into c's dtype. Int8 weights come from a QuantizedSource unchanged, or
+// are quantized per row with convert.QuantizeInt8 (so they match a converted checkpoint).
+func (c *CPU) Prepare(src Source) (*Packed, error) {
+	return pack(src, c.dt, c.arena.alloc)
+}
+
+// PackRows packs the n×k float32 weight W[j][kk] = rows[j][off+kk] (n = len(rows)) into buf,
+// which must hold PackedLen(n, k) values, without allocating; the model packs attention
+// keys this way.
+func PackRows(buf []float32, rows [][]float32, off, k int) Packed {
+	n := len(rows)
+	w := Packed{dt: F32, n: n, k: k, panels: (n + panel - 1) / panel}
+	w.f32 = buf[:w.panels*k*panel]
+	for p := range w.panels {
+		dst := w.f32[p*k*panel : (p+1)*k*panel]
+		cnt := min(panel, n-p*panel)
+		for l := range cnt {
+			for kk, v := range rows[p*panel+l][off : off+k] {
+				dst[kk*panel+l] = v
+			}
+		}
+		if cnt < panel {
+			for kk := range k {
+				clear(dst[kk*panel+cnt : (kk+1)*panel])
+			}
+		}
+	}
+	return w
+}
+
+// PackRowsT packs the n×k float32 weight W[j][kk] = rows[kk][off+j] (k = len(rows): the
+// rows hold Wᵀ) into buf, which must hold PackedLen(n, k) values; the model packs attention
+// values this way.
+func PackRowsT(buf []float32, rows [][]float32, off, n int) Packed {
+	k := len(rows)
+	w := Packed{dt: F32, n: n, k: k, panels: (n + panel - 1) / panel}
+	w.f32 = buf[:w.panels*k*panel]
+	for p := range w.panels {
+		dst := w.f32[p*k*panel : (p+1)*k*panel]
+		cnt := min(panel, n-p*panel)
+		for kk, row := range rows {
+			d := dst[kk*panel : (kk+1)*panel]
+			copy(d, row[off+p*panel:off+p*panel+cnt])
+			clear(d[cnt:])
+		}
+	}
+	return w
+}
+
+// PackedLen is the float32 length PackRows and PackRowsT need for an n×k weight.
+func PackedLen(n, k int) int { return (n + panel - 1) / panel * panel * k }
+
+func pack(src Source, dt DType, alloc func(int) []byte) (*Packed, error) {
+	n, k := src.Dims()
+	if n <= 0 || k <= 0 {
+		return nil, fmt.Errorf("infer: mat: cannot pack a %d×%d matrix", n, k)
+	}
+	w := &Packed{dt: dt, n: n, k: k, panels: (n + panel - 1) / panel}
+	rows := make([]float32, panel*k)
+	switch dt {
+	case F32, BF16:
+		if dt == F32 {
+			w.f32 = asF32(alloc(4 * w.panels * k * panel))
+		} else {
+			w.bf16 = asU16(alloc(2 * w.panels * k * panel))
+		}
+		for p := range w.panels {
+			r := min(panel, n-p*panel)
+			if err := src.Float32(p*panel, rows[:r*k]); err != nil {
+				return nil, err
+			}
+			for l := range r {
+				row := rows[l*k : (l+1)*k]
+				if dt == F32 {
+					dst := w.f32[p*k*panel:]
+					for kk, v := range row {
+						dst[kk*panel+l] = v
+					}
+				} else {
+					dst := w.bf16[p*k*panel:]
+					for kk, v := range row {
+						dst[kk*panel+l] = kernels.ToBF16(v)
+					}
+				}
+			}
+		}
+	case Int8:
+		w.kq = (k + 3) / 4
+		w.i8 = asI8(alloc(w.panels * w.kq * 4 * panel))
+		w.scale = asF32(alloc(4 * w.panels * panel))
+		w.corr = asI32(alloc(4 * w.panels * panel))
+		q := make([]int8, panel*k)
+		qs, quantized := src.(QuantizedSource)
+		for p := range w.panels {
+			r := min(panel, n-p*panel)
+			scales := w.scale[p*panel : p*panel+r]
+			if quantized {
+				if err := qs.Int8(p*panel, q[:r*k], scales); err != nil {
+					return nil, err
+				}
+			} else {
+				if err := src.Float32(p*panel, rows[:r*k]); err != nil {
+					return nil, err
+				}
+				for l := range r {
+					ql, sl := convert.QuantizeInt8(rows[l*k:(l+1)*k], 1, k)
+					copy(q[l*k:(l+1)*k], ql)
+					scales[l] = sl[0]
+				}
+			}
+			dst := w.i8[p*w.kq*4*panel:]
+			for l := range r {
+				var sum int32
+				for kk, v := range q[l*k : (l+1)*k] {
+					dst[(kk/4)*4*panel+l*4+kk%4] = v
+					sum += int32(v)
+				}
+				w.corr[p*panel+l] = 128 * sum
+			}
+		}
+	default:
+		return nil, fmt.Errorf("infer: mat: unknown dtype %v", dt)
+	}
+	return w, nil
+}
+
+func asF32(b []byte) []float32 {
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/4)
+}
+func asU16(b []byte) []uint16 {
+	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/2)
+}
+func asI8(b []byte) []int8 {
+	return unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
+}
+func asI32(b []byte) []int32 {
+	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/4)
+}

@@ -1,0 +1,155 @@
+package mat
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Pool runs the parts of one job on persistent worker goroutines and the caller. Between
+// jobs a worker spins for a bounded time (waking a parked goroutine costs about 20 µs on
+// the project machine, as long as a small product), then parks. Work is handed out item by
+// item through an atomic counter, and a job finishes without waiting for workers that had
+// not joined it, so a worker descheduled by another process delays nothing but its own item.
+//
+// One job runs at a time; a job submitted while another runs (another request, or a job
+// inside a job) runs on the calling goroutine alone.
+type Pool struct {
+	n    int
+	spin time.Duration
+	mu   sync.Mutex // held while a job runs
+
+	// state: bits 0-15 workers inside the job, bit 16 sealed (no more joining), bits 32-63 the
+	// job's generation.
+	state  atomic.Uint64
+	fn     func(worker int)
+	closed atomic.Bool
+	wake   []chan struct{}
+	parked []atomic.Bool
+	wg     sync.WaitGroup
+}
+
+const (
+	refMask = 1<<16 - 1
+	sealed  = 1 << 16
+)
+
+// NewPool starts threads-1 workers (threads 0 means GOMAXPROCS) that spin spinMicros
+// microseconds (negative: not at all) before they park.
+func NewPool(threads, spinMicros int) *Pool {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	p := &Pool{n: threads, spin: time.Duration(max(spinMicros, 0)) * time.Microsecond}
+	p.state.Store(sealed)
+	p.wake = make([]chan struct{}, threads)
+	p.parked = make([]atomic.Bool, threads)
+	for w := 1; w < threads; w++ {
+		p.wake[w] = make(chan struct{}, 1)
+		p.wg.Add(1)
+		go p.worker(w)
+	}
+	return p
+}
+
+// Threads is the number of workers of a job, the caller included.
+func (p *Pool) Threads() int { return p.n }
+
+// Close stops the workers. Jobs submitted afterwards run on the caller.
+func (p *Pool) Close() {
+	if p.closed.Swap(true) {
+		return
+	}
+	for w := 1; w < p.n; w++ {
+		close(p.wake[w])
+	}
+	p.wg.Wait()
+}
+
+// Run calls fn(worker) on the caller (worker 0) and on every worker that joins before the
+// caller's fn returns. fn must take its work from a shared counter (see For), so that any
+// subset of workers completes the job; Run returns when every joined worker has returned.
+func (p *Pool) Run(fn func(worker int)) {
+	if p.n == 1 || p.closed.Load() || !p.mu.TryLock() {
+		fn(0)
+		return
+	}
+	p.fn = fn
+	gen := p.state.Load()>>32 + 1
+	p.state.Store(gen << 32) // open: no workers, not sealed
+	for w := 1; w < p.n; w++ {
+		if p.parked[w].Load() {
+			select {
+			case p.wake[w] <- struct{}{}:
+			default:
+			}
+		}
+	}
+	fn(0)
+	s := p.state.Or(sealed) | sealed
+	for s&refMask != 0 {
+		runtime.Gosched()
+		s = p.state.Load()
+	}
+	p.fn = nil
+	p.mu.Unlock()
+}
+
+// For runs body(worker, i) for every i in [0, n), items handed out in order one at a time.
+func (p *Pool) For(n int, body func(worker, i int)) {
+	if n <= 0 {
+		return
+	}
+	if n == 1 {
+		body(0, 0)
+		return
+	}
+	var next atomic.Int64
+	p.Run(func(w int) {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
+			}
+			body(w, i)
+		}
+	})
+}
+
+func (p *Pool) worker(w int) {
+	defer p.wg.Done()
+	var last uint64 // the newest job seen; jobs start at generation 1
+	start := time.Now()
+	for i := 0; ; i++ {
+		if p.closed.Load() {
+			return
+		}
+		s := p.state.Load()
+		if s>>32 != last {
+			if s&sealed != 0 {
+				last = s >> 32 // finished without us
+				continue
+			}
+			if p.state.CompareAndSwap(s, s+1) {
+				last = s >> 32
+				p.fn(w)
+				p.state.Add(^uint64(0)) // leave: refs-1
+				start, i = time.Now(), 0
+			}
+			continue
+		}
+		if i&255 == 255 && time.Since(start) >= p.spin {
+			// Park; Run wakes parked workers after opening a job, and the state is read
+			// again after parked is set so that no job is missed.
+			p.parked[w].Store(true)
+			if s := p.state.Load(); s>>32 == last && !p.closed.Load() {
+				if _, ok := <-p.wake[w]; !ok {
+					return
+				}
+			}
+			p.parked[w].Store(false)
+			start, i = time.Now(), 0
+		}
+	}
+}
