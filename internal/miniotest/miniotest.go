@@ -152,7 +152,7 @@ func (s *Server) start() error {
 			return fmt.Errorf("minio exited at start: %s", log)
 		default:
 		}
-		if s.healthy(client, "live") && s.healthy(client, "ready") {
+		if s.healthy(client, "live") && s.healthy(client, "ready") && s.serving(client) {
 			return nil
 		}
 		time.Sleep(25 * time.Millisecond)
@@ -171,6 +171,18 @@ func (s *Server) healthy(client *http.Client, what string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// serving reports whether the S3 API answers requests: after a restart the health checks can
+// pass while object requests still get 503 "Server not initialized yet". An anonymous
+// listing is refused (403) once the object layer is up.
+func (s *Server) serving(client *http.Client) bool {
+	resp, err := client.Get("http://" + s.Addr + "/")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode != http.StatusServiceUnavailable
 }
 
 // stop kills the server and waits for it to exit.

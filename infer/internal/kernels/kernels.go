@@ -39,6 +39,7 @@ const (
 // Paths lists every path, slowest first.
 func Paths() []Path { return []Path{Generic, AVX2, AVX512} }
 
+// String returns the name ParsePath accepts.
 func (p Path) String() string {
 	switch p {
 	case Generic:

@@ -11,8 +11,10 @@ func (s Set) FMALoop(iters int) int64 {
 	return fmaLoop(s.path, iters)
 }
 
-// StreamRead reads x once with vector loads and returns a value derived from it (a sum), so
-// that the reads cannot be skipped: the machine's streaming read bandwidth, measured.
+// StreamRead reads x once with vector loads, as four concurrent sequential streams (its
+// quarters; a packed weight's kernels read several panels at once too), and returns a value
+// derived from it (a sum) so that the reads cannot be skipped: the machine's streaming read
+// bandwidth, measured.
 func (s Set) StreamRead(x []float32) float32 { return streamRead(s.path, x) }
 
 func fmaLoopGeneric(iters int) int64 {

@@ -151,7 +151,7 @@ func fmaLoop(p Path, iters int) int64 {
 }
 
 func streamRead(p Path, x []float32) float32 {
-	n := len(x) &^ 31
+	n := len(x) &^ 127 // four quarters of whole 128-byte blocks
 	if p == Generic || n == 0 {
 		return streamGeneric(x)
 	}

@@ -28,6 +28,7 @@ const (
 	Int8              // symmetric int8 per output row (convert.QuantizeInt8's scheme), activations quantized per row
 )
 
+// String returns "f32", "bf16" or "int8".
 func (d DType) String() string {
 	switch d {
 	case F32:
