@@ -151,9 +151,9 @@ func addTensor(w *safetensors.Writer, ck *Checkpoint, t catalog.Tensor, dt catal
 		}
 		return 1, w.AddFloat32(t.Name+ScaleSuffix, t.Shape[:1], scales)
 	case target == safetensors.BF16:
-		return 0, w.Add(t.Name, target, t.Shape, castFloat32(v, F32ToBF16))
+		return 0, w.Add(t.Name, target, t.Shape, castFloat32(v, safetensors.F32ToBF16))
 	case target == safetensors.F16:
-		return 0, w.Add(t.Name, target, t.Shape, castFloat32(v, F32ToF16))
+		return 0, w.Add(t.Name, target, t.Shape, castFloat32(v, safetensors.F32ToF16))
 	default:
 		return 0, w.AddFloat32(t.Name, t.Shape, append([]float32(nil), v...))
 	}

@@ -134,8 +134,8 @@ func TestConvertDTypes(t *testing.T) {
 					}
 				default:
 					cvt := map[catalog.DType]func(float32) float32{
-						catalog.BF16: func(f float32) float32 { return BF16ToF32(F32ToBF16(f)) },
-						catalog.F16:  func(f float32) float32 { return safetensors.F16ToF32(F32ToF16(f)) },
+						catalog.BF16: func(f float32) float32 { return safetensors.BF16ToF32(safetensors.F32ToBF16(f)) },
+						catalog.F16:  func(f float32) float32 { return safetensors.F16ToF32(safetensors.F32ToF16(f)) },
 					}[dt]
 					for i := range want {
 						if got[i] != cvt(want[i]) {

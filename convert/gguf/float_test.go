@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/t5zoo/t5zoo/convert/safetensors"
 )
 
 // roundRef rounds x to a binary float with mantBits stored mantissa bits and minimum normal
@@ -31,8 +33,8 @@ func sameFloat(a, b float64) bool {
 
 func TestF16RoundTripAll(t *testing.T) {
 	for h := range 1 << 16 {
-		x := F16ToF32(uint16(h))
-		got := F32ToF16(x)
+		x := safetensors.F16ToF32(uint16(h))
+		got := safetensors.F32ToF16(x)
 		if math.IsNaN(float64(x)) {
 			if got&0x7c00 != 0x7c00 || got&0x3ff == 0 {
 				t.Fatalf("NaN %#04x -> %#04x, not a NaN", h, got)
@@ -40,15 +42,15 @@ func TestF16RoundTripAll(t *testing.T) {
 			continue
 		}
 		if got != uint16(h) {
-			t.Fatalf("F32ToF16(F16ToF32(%#04x) = %g) = %#04x", h, x, got)
+			t.Fatalf("safetensors.F32ToF16(safetensors.F16ToF32(%#04x) = %g) = %#04x", h, x, got)
 		}
 	}
 }
 
 func TestBF16RoundTripAll(t *testing.T) {
 	for h := range 1 << 16 {
-		x := BF16ToF32(uint16(h))
-		got := F32ToBF16(x)
+		x := safetensors.BF16ToF32(uint16(h))
+		got := safetensors.F32ToBF16(x)
 		if math.IsNaN(float64(x)) {
 			if got&0x7f80 != 0x7f80 || got&0x7f == 0 || got&0x40 == 0 {
 				t.Fatalf("NaN %#04x -> %#04x, not a quiet NaN", h, got)
@@ -56,7 +58,7 @@ func TestBF16RoundTripAll(t *testing.T) {
 			continue
 		}
 		if got != uint16(h) {
-			t.Fatalf("F32ToBF16(BF16ToF32(%#04x) = %g) = %#04x", h, x, got)
+			t.Fatalf("safetensors.F32ToBF16(safetensors.BF16ToF32(%#04x) = %g) = %#04x", h, x, got)
 		}
 	}
 }
@@ -71,7 +73,7 @@ func TestRoundToNearestEven(t *testing.T) {
 	}
 	for h := range 1 << 16 {
 		// Exact ties and their neighbours, for both formats.
-		for _, base := range []uint32{math.Float32bits(F16ToF32(uint16(h))), uint32(h) << 16} {
+		for _, base := range []uint32{math.Float32bits(safetensors.F16ToF32(uint16(h))), uint32(h) << 16} {
 			for _, d := range []int32{-1, 0, 1} {
 				for _, half := range []uint32{0x1000, 0x8000} {
 					xs = append(xs, math.Float32frombits(uint32(int32(base+half)+d)))
@@ -86,11 +88,11 @@ func TestRoundToNearestEven(t *testing.T) {
 			continue
 		}
 		want16 := roundRef(x, 10, -14, 65504)
-		if got := float64(F16ToF32(F32ToF16(x))); !sameFloat(got, want16) {
+		if got := float64(safetensors.F16ToF32(safetensors.F32ToF16(x))); !sameFloat(got, want16) {
 			t.Fatalf("F16(%g = %#08x) = %g, want %g", x, math.Float32bits(x), got, want16)
 		}
 		wantBF := roundRef(x, 7, -126, float64(math.Float32frombits(0x7f7f0000)))
-		if got := float64(BF16ToF32(F32ToBF16(x))); !sameFloat(got, wantBF) {
+		if got := float64(safetensors.BF16ToF32(safetensors.F32ToBF16(x))); !sameFloat(got, wantBF) {
 			t.Fatalf("BF16(%g = %#08x) = %g, want %g", x, math.Float32bits(x), got, wantBF)
 		}
 	}
@@ -121,7 +123,7 @@ func TestQ8_0(t *testing.T) {
 		for _, v := range blk {
 			amax = max(amax, float32(math.Abs(float64(v))))
 		}
-		d := F16ToF32(F32ToF16(amax / 127))
+		d := safetensors.F16ToF32(safetensors.F32ToF16(amax / 127))
 		for j, v := range blk {
 			// The error is half a step of the stored scale, plus the scale's own rounding.
 			if diff := math.Abs(float64(y[32*b+j] - v)); diff > 0.5*float64(d)+float64(amax)*1e-3 {
@@ -164,9 +166,9 @@ func TestFloat32sEncode(t *testing.T) {
 			case TypeF32:
 				want = x[i]
 			case TypeF16:
-				want = F16ToF32(F32ToF16(x[i]))
+				want = safetensors.F16ToF32(safetensors.F32ToF16(x[i]))
 			case TypeBF16:
-				want = BF16ToF32(F32ToBF16(x[i]))
+				want = safetensors.BF16ToF32(safetensors.F32ToBF16(x[i]))
 			}
 			if y[i] != want {
 				t.Errorf("%s: %g -> %g, want %g", typ, x[i], y[i], want)

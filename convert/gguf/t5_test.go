@@ -257,9 +257,9 @@ func checkTensor(t *testing.T, f *File, g golden, srcName, name string, shape []
 			h := binary.LittleEndian.Uint16(raw[2*i:])
 			var want uint16
 			if wantType == TypeF16 {
-				want = F32ToF16(x * scale)
+				want = safetensors.F32ToF16(x * scale)
 			} else {
-				want = F32ToBF16(x * scale)
+				want = safetensors.F32ToBF16(x * scale)
 			}
 			if h != want {
 				t.Fatalf("%s[%d] = %#04x, want %#04x (RNE of %g)", name, i, h, want, x*scale)

@@ -139,3 +139,57 @@ func Float32Bytes(v []float32) []byte {
 	}
 	return b
 }
+
+// F32ToF16 rounds x to the nearest IEEE 754 binary16 value, ties to even (as numpy's
+// astype(float16) and ggml's F16C path do). Overflow gives an infinity; NaN stays a quiet NaN
+// with the top of its payload.
+func F32ToF16(x float32) uint16 {
+	b := math.Float32bits(x)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23) & 0xff
+	mant := b & 0x7fffff
+	if exp == 0xff {
+		if mant != 0 {
+			return sign | 0x7e00 | uint16(mant>>13)
+		}
+		return sign | 0x7c00
+	}
+	e := exp - 127 + 15 // biased binary16 exponent
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		// Subnormal (or zero) result: shift the full significand, rounding to nearest even.
+		if e < -10 {
+			return sign // below half the smallest subnormal: ±0
+		}
+		m := mant | 0x800000 // implicit leading one
+		shift := uint32(14 - e)
+		h := m >> shift
+		rem := m & (1<<shift - 1)
+		half := uint32(1) << (shift - 1)
+		if rem > half || (rem == half && h&1 == 1) {
+			h++
+		}
+		return sign | uint16(h)
+	}
+	h := uint32(e)<<10 | mant>>13
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
+		h++ // may carry into the exponent, up to infinity: still correct
+	}
+	return sign | uint16(h)
+}
+
+// F32ToBF16 rounds x to bfloat16, ties to even; NaN becomes a quiet NaN. It is ggml's
+// ggml_compute_fp32_to_bf16 (and gguf-py's BF16 quantizer) bit for bit.
+func F32ToBF16(x float32) uint16 {
+	u := math.Float32bits(x)
+	if u&0x7fffffff > 0x7f800000 {
+		return uint16((u&0xffff0000 | 64<<16) >> 16)
+	}
+	return uint16((uint64(u) + 0x7fff + uint64((u>>16)&1)) >> 16)
+}
+
+// BF16ToF32 widens a bfloat16 value exactly.
+func BF16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
