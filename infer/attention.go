@@ -53,9 +53,15 @@ func (m *Model) attend(groups []attnGroup, rel []float32, sc []attnScratch) {
 		}
 		return
 	}
-	pj := new(attnJob) // only a parallel pass moves the job to the heap
+	// Only a parallel pass needs the job on the heap: a recycled one (see mat.Pool.Do).
+	pj, _ := m.attnJobs.Get().(*attnJob)
+	if pj == nil {
+		pj = new(attnJob)
+	}
 	*pj = job
-	m.pool.For(items, pj.item)
+	m.pool.Do(items, pj)
+	*pj = attnJob{}
+	m.attnJobs.Put(pj)
 }
 
 // attnJob is one attention pass, cut into (group, head) items.
@@ -65,6 +71,9 @@ type attnJob struct {
 	rel    []float32
 	sc     []attnScratch
 }
+
+// Item runs item it on worker w's scratch (mat.Job).
+func (j *attnJob) Item(w, it int) { j.item(w, it) }
 
 func (j *attnJob) item(w, it int) {
 	m := j.m

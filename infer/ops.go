@@ -50,16 +50,44 @@ func (m *Model) parallelRows(rows, d int, fn func(lo, hi int)) {
 // rmsNorm sets dst[i] = w · x[i] · rsqrt(mean(x[i]²) + eps) for each d-wide row of x, as HF's
 // T5LayerNorm (no mean subtraction, no bias); the mean of squares is accumulated in float64.
 func (m *Model) rmsNorm(dst, x, w []float32) {
+	rows, per := len(x)/m.dModel, rowsPerItem(m.dModel)
+	if rows <= per {
+		m.normRows(dst, x, w, 0, rows)
+		return
+	}
+	// A recycled job, as in attend: the norms run several times a decoder step.
+	j, _ := m.normJobs.Get().(*normJob)
+	if j == nil {
+		j = new(normJob)
+	}
+	*j = normJob{m: m, dst: dst, x: x, w: w, per: per, rows: rows}
+	m.pool.Do((rows+per-1)/per, j)
+	*j = normJob{}
+	m.normJobs.Put(j)
+}
+
+// normJob is one rmsNorm pass cut into blocks of per rows (mat.Job).
+type normJob struct {
+	m         *Model
+	dst, x, w []float32
+	per, rows int
+}
+
+// Item normalises block i.
+func (j *normJob) Item(_, i int) {
+	j.m.normRows(j.dst, j.x, j.w, i*j.per, min(j.rows, (i+1)*j.per))
+}
+
+// normRows is rmsNorm of rows [lo, hi).
+func (m *Model) normRows(dst, x, w []float32, lo, hi int) {
 	d := m.dModel
 	eps := float32(m.shape.LayerNormEpsilon)
-	m.parallelRows(len(x)/d, d, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr := x[r*d : (r+1)*d]
-			variance := float32(m.ks.SumSquares(xr) / float64(d))
-			inv := float32(1 / math.Sqrt(float64(variance+eps)))
-			m.ks.RMSScale(dst[r*d:(r+1)*d], xr, w, inv)
-		}
-	})
+	for r := lo; r < hi; r++ {
+		xr := x[r*d : (r+1)*d]
+		variance := float32(m.ks.SumSquares(xr) / float64(d))
+		inv := float32(1 / math.Sqrt(float64(variance+eps)))
+		m.ks.RMSScale(dst[r*d:(r+1)*d], xr, w, inv)
+	}
 }
 
 // logSoftmaxAt returns log_softmax(logits)[id], from float32 logits with the normaliser in

@@ -97,12 +97,17 @@ type benchResult struct {
 	InputLen  int    `json:"input_len"`
 	NewTokens int    `json:"new_tokens"`
 
-	WeightBytes   int64   `json:"weight_bytes"`    // packed weight matrices and vectors
-	KVCacheBytes  int64   `json:"kv_cache_bytes"`  // the batch's cross and self K/V at the end of the decode
-	ModelRSSBytes int64   `json:"model_rss_bytes"` // resident memory added by building the model
-	PeakRSSBytes  int64   `json:"peak_rss_bytes"`  // peak resident memory of the process for this shape
-	BaseRSSBytes  int64   `json:"base_rss_bytes"`  // resident memory before the model
-	ResidentRatio float64 `json:"resident_ratio"`  // (peak - base) / (weights + KV cache)
+	WeightBytes   int64 `json:"weight_bytes"`    // packed weight matrices and vectors
+	KVCacheBytes  int64 `json:"kv_cache_bytes"`  // the batch's cross and self K/V at the end of the decode
+	ModelRSSBytes int64 `json:"model_rss_bytes"` // resident memory added by building the model
+	PeakRSSBytes  int64 `json:"peak_rss_bytes"`  // peak resident memory of the process for this shape
+	BaseRSSBytes  int64 `json:"base_rss_bytes"`  // resident memory before the model
+	// RunAnonBytes is the most anonymous resident memory (RssAnon: heap, weights, stacks; not
+	// the binary's file-backed code pages) seen after a timed run; BaseAnonBytes the lower
+	// of its value before the model was built and after it was closed.
+	RunAnonBytes  int64   `json:"run_anon_bytes"`
+	BaseAnonBytes int64   `json:"base_anon_bytes"`
+	ResidentRatio float64 `json:"resident_ratio"` // (run anon - base anon) / (weights + KV cache)
 	LoadSeconds   float64 `json:"load_seconds"`
 
 	EncoderMS        float64 `json:"encoder_ms"`
@@ -209,6 +214,7 @@ func benchShape(ctx context.Context, e catalog.Entry, dt catalog.DType, f benchF
 	s := e.Shape()
 	resetPeakRSS()
 	base := residentBytes()
+	baseAnon := procStatus("RssAnon:")
 	t0 := time.Now()
 	m, err := infer.New(ctx, s, randomFill(s, f.seed), infer.LoadOptions{
 		Threads: f.threads, DType: dt, Kernels: f.kernels, MaxTokens: max(infer.DefaultMaxTokens, f.inputLen, f.newTokens+1),
@@ -216,7 +222,12 @@ func benchShape(ctx context.Context, e catalog.Entry, dt catalog.DType, f benchF
 	if err != nil {
 		return nil, err
 	}
-	defer m.Close()
+	closed := false
+	defer func() {
+		if !closed {
+			m.Close()
+		}
+	}()
 	load := time.Since(t0).Seconds()
 	modelRSS := residentBytes() - base
 
@@ -241,8 +252,13 @@ func benchShape(ctx context.Context, e catalog.Entry, dt catalog.DType, f benchF
 			WeightBytes: m.WeightBytes(), KVCacheBytes: int64(b) * s.KVCacheBytes().RequestKVBytes(f.inputLen, f.newTokens),
 			ModelRSSBytes: modelRSS, BaseRSSBytes: base, LoadSeconds: load, DecodeStepBytes: m.DecodeStepBytes(),
 		}
+		// The model's memory while it runs: anonymous resident memory after each run (the
+		// runs' garbage stays resident until the collector's heap goal is reached).
+		var runAnon int64
+		sample := func() { runAnon = max(runAnon, procStatus("RssAnon:")) }
 		enc, err := timeRuns(ctx, f.repeat, func() error {
 			_, err := m.Encode(ctx, in)
+			sample()
 			return err
 		})
 		if err != nil {
@@ -254,9 +270,11 @@ func benchShape(ctx context.Context, e catalog.Entry, dt catalog.DType, f benchF
 		res.EncoderPeakShare = res.EncoderGFLOPS / mach.PeakGFLOPS
 
 		var steps []float64
+		var logits []float32 // one buffer for every run, as a server's decode loop keeps it
 		total, err := timeRuns(ctx, f.repeat, func() error {
-			st, err := greedySteps(ctx, m, in, f.newTokens)
+			st, err := greedySteps(ctx, m, in, f.newTokens, &logits)
 			steps = append(steps, st)
+			sample()
 			return err
 		})
 		if err != nil {
@@ -269,17 +287,30 @@ func benchShape(ctx context.Context, e catalog.Entry, dt catalog.DType, f benchF
 		res.DecodeBWShare = res.DecodeGBps / mach.ReadGBps
 		res.GenerateGFLOPS = float64(b) * float64(s.FLOPs(f.inputLen, f.newTokens).Total) / total / 1e9
 		res.PeakRSSBytes = peakRSS()
-		if w := res.WeightBytes + res.KVCacheBytes; w > 0 && res.PeakRSSBytes > 0 {
-			res.ResidentRatio = float64(res.PeakRSSBytes-base) / float64(w)
-		}
+		res.RunAnonBytes = runAnon
 		results = append(results, res)
+	}
+	// What stays resident after the model is gone is not the model's: the base is the lower
+	// of the readings before and after (they differ by what the runtime keeps, ~1-2 MB).
+	m.Close()
+	closed = true
+	if after := residentAnon(); after > 0 && after < baseAnon {
+		baseAnon = after
+	}
+	for i := range results {
+		r := &results[i]
+		r.BaseAnonBytes = baseAnon
+		if w := r.WeightBytes + r.KVCacheBytes; w > 0 && r.RunAnonBytes > 0 {
+			r.ResidentRatio = float64(r.RunAnonBytes-baseAnon) / float64(w)
+		}
 	}
 	return results, nil
 }
 
 // greedySteps encodes inputs and decodes n tokens for all of them, one decoder pass per
 // step, picking the argmax (no early stop at </s>); it returns the mean seconds per step.
-func greedySteps(ctx context.Context, m *infer.Model, inputs [][]int, n int) (float64, error) {
+// The logits go into *logits, grown as needed.
+func greedySteps(ctx context.Context, m *infer.Model, inputs [][]int, n int, logits *[]float32) (float64, error) {
 	encs, err := m.RunEncoder(ctx, inputs)
 	if err != nil {
 		return 0, err
@@ -291,14 +322,13 @@ func greedySteps(ctx context.Context, m *infer.Model, inputs [][]int, n int) (fl
 		toks[i] = m.Shape().DecoderStartTokenID
 	}
 	V := m.Shape().VocabSize
-	var logits []float32
 	t0 := time.Now()
 	for range n {
-		if logits, err = m.Step(ctx, seqs, toks, logits); err != nil {
+		if *logits, err = m.Step(ctx, seqs, toks, *logits); err != nil {
 			return 0, err
 		}
 		for i := range toks {
-			toks[i] = m.Argmax(logits[i*V : (i+1)*V])
+			toks[i] = m.Argmax((*logits)[i*V : (i+1)*V])
 		}
 	}
 	return time.Since(t0).Seconds() / float64(n), nil
@@ -333,6 +363,12 @@ func median(v []float64) float64 {
 func residentBytes() int64 {
 	debug.FreeOSMemory()
 	return procStatus("VmRSS:")
+}
+
+// residentAnon is residentBytes' RssAnon: the process's anonymous resident memory.
+func residentAnon() int64 {
+	debug.FreeOSMemory()
+	return procStatus("RssAnon:")
 }
 
 // peakRSS is the process's peak resident memory since the last resetPeakRSS.

@@ -71,9 +71,16 @@ func (c *CPU) Gemm(dst []float32, ldc int, a []float32, lda int, m int, w *Packe
 		}
 		return
 	}
-	pj := new(gemmJob) // only a parallel product moves the job to the heap
+	// Only a parallel product needs the job on the heap: a recycled one, so that a decoder
+	// step allocates nothing here.
+	pj, _ := c.jobs.Get().(*gemmJob)
+	if pj == nil {
+		pj = new(gemmJob)
+	}
 	*pj = j
-	pool.For(items, func(_, it int) { pj.item(it) })
+	pool.Do(items, pj)
+	*pj = gemmJob{}
+	c.jobs.Put(pj)
 }
 
 // gemmJob is one product, cut into items of (block of row strips) × (group of panels).
@@ -95,6 +102,9 @@ func (j *gemmJob) strip(s int) (row0, h int) {
 	base, extra := j.m/j.nStrips, j.m%j.nStrips
 	return s*base + min(s, extra), base + b2i(s < extra)
 }
+
+// Item runs item it (Job).
+func (j *gemmJob) Item(_, it int) { j.item(it) }
 
 func (j *gemmJob) item(it int) {
 	b, g := it%j.nBlocks, it/j.nBlocks

@@ -94,6 +94,7 @@ type CPU struct {
 	pool  *Pool
 	arena *arena
 	quant sync.Pool // *quantBuf, the scratch of int8 products
+	jobs  sync.Pool // *gemmJob, the parallel products' jobs
 }
 
 // NewCPU returns a CPU backend with its own workers.

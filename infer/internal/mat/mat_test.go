@@ -272,3 +272,58 @@ func TestPool(t *testing.T) {
 		}
 	}
 }
+
+// countJob counts how often each item runs and which workers ran items (mat.Job).
+type countJob struct {
+	seen    []atomic.Int32
+	workers [8]atomic.Int32
+	inner   *Pool
+}
+
+func (j *countJob) Item(w, i int) {
+	j.seen[i].Add(1)
+	j.workers[w].Add(1)
+	if j.inner != nil {
+		j.inner.Do(3, &countJob{seen: make([]atomic.Int32, 3)}) // a job inside a job runs on the caller
+	}
+}
+
+// TestPoolDo checks Do as TestPool checks For, and that a warm Do allocates nothing.
+func TestPoolDo(t *testing.T) {
+	p := NewPool(3, 50)
+	defer p.Close()
+	for _, n := range []int{0, 1, 2, 7, 1000} {
+		j := &countJob{seen: make([]atomic.Int32, n), inner: p}
+		p.Do(n, j)
+		for i := range j.seen {
+			if c := j.seen[i].Load(); c != 1 {
+				t.Fatalf("n=%d: item %d ran %d times", n, i, c)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				j := &countJob{seen: make([]atomic.Int32, 10)}
+				p.Do(10, j)
+				for i := range j.seen {
+					if j.seen[i].Load() != 1 {
+						t.Errorf("concurrent Do: item %d ran %d times", i, j.seen[i].Load())
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	j := &countJob{seen: make([]atomic.Int32, 64)}
+	if a := testing.AllocsPerRun(100, func() { p.Do(64, j) }); a != 0 {
+		t.Errorf("Do allocates %.1f times per call", a)
+	}
+	p.Close()
+	j = &countJob{seen: make([]atomic.Int32, 5)}
+	p.Do(5, j) // after Close: on the caller
+	if j.workers[0].Load() != 5 {
+		t.Errorf("after Close, worker 0 ran %d of 5 items", j.workers[0].Load())
+	}
+}

@@ -22,8 +22,14 @@ type Pool struct {
 
 	// state: bits 0-15 workers inside the job, bit 16 sealed (no more joining), bits 32-63 the
 	// job's generation.
-	state  atomic.Uint64
-	fn     func(worker int)
+	state atomic.Uint64
+	fn    func(worker int)
+	// The job of Do while it runs (Do's loop, bound once as doFn, reads them), so that a
+	// product hands its items to the workers without allocating.
+	doJob  Job
+	doN    int64
+	doNext atomic.Int64
+	doFn   func(worker int)
 	closed atomic.Bool
 	wake   []chan struct{}
 	parked []atomic.Bool
@@ -43,6 +49,7 @@ func NewPool(threads, spinMicros int) *Pool {
 	}
 	p := &Pool{n: threads, spin: time.Duration(max(spinMicros, 0)) * time.Microsecond}
 	p.state.Store(sealed)
+	p.doFn = p.doLoop
 	p.wake = make([]chan struct{}, threads)
 	p.parked = make([]atomic.Bool, threads)
 	for w := 1; w < threads; w++ {
@@ -75,6 +82,12 @@ func (p *Pool) Run(fn func(worker int)) {
 		fn(0)
 		return
 	}
+	p.runLocked(fn)
+	p.mu.Unlock()
+}
+
+// runLocked is Run with p.mu held by the caller.
+func (p *Pool) runLocked(fn func(worker int)) {
 	p.fn = fn
 	gen := p.state.Load()>>32 + 1
 	p.state.Store(gen << 32) // open: no workers, not sealed
@@ -93,7 +106,41 @@ func (p *Pool) Run(fn func(worker int)) {
 		s = p.state.Load()
 	}
 	p.fn = nil
+}
+
+// Job is work cut into numbered items that may run in any order on any worker.
+type Job interface {
+	Item(worker, i int)
+}
+
+// Do runs j.Item(worker, i) for every i in [0, n), items handed out in order one at a time,
+// like For but without allocating: the hot path of a decoder step calls it tens of times a
+// token, and every allocation there is garbage the collector must later find.
+func (p *Pool) Do(n int, j Job) {
+	if n <= 0 {
+		return
+	}
+	if n == 1 || p.n == 1 || p.closed.Load() || !p.mu.TryLock() {
+		for i := range n {
+			j.Item(0, i)
+		}
+		return
+	}
+	p.doJob, p.doN = j, int64(n)
+	p.doNext.Store(0)
+	p.runLocked(p.doFn)
+	p.doJob = nil
 	p.mu.Unlock()
+}
+
+func (p *Pool) doLoop(w int) {
+	for {
+		i := p.doNext.Add(1) - 1
+		if i >= p.doN {
+			return
+		}
+		p.doJob.Item(w, int(i))
+	}
 }
 
 // For runs body(worker, i) for every i in [0, n), items handed out in order one at a time.
