@@ -75,9 +75,14 @@ func (m *Model) runEncoder(ctx context.Context, inputs [][]int) ([]*EncoderOutpu
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// Row r of slab: layer 0's k and v, layer 1's, ... (one product for every layer).
+	// Row r of slab: layer 0's k and v, layer 1's, ... (one product for every layer). The
+	// slab is scratch (the keys and values are packed per head below), recycled with the
+	// pass's other temporaries: for a long input on a large shape it is tens of MB.
 	width := 2 * nl * inner
-	slab := make([]float32, t*width)
+	w := m.getWork(0)
+	defer m.work.put(w)
+	w.cross = grow(w.cross, t*width)
+	slab := w.cross
 	m.be.MulT(slab, hidden, t, m.crossKV, kernels.Store)
 	dkv, heads := m.dkv, m.heads
 	m.pool.For(len(segs)*nl, func(_, it int) {
@@ -240,7 +245,7 @@ func (m *Model) decoderHidden(ctx context.Context, seqs []*Sequence, tokens [][]
 	}()
 
 	w := m.getWork(t)
-	defer m.work.Put(w)
+	defer m.work.put(w)
 	d := m.dModel
 	r := 0
 	for i := range seqs {

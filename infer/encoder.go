@@ -3,6 +3,7 @@ package infer
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/t5zoo/t5zoo/infer/internal/kernels"
 )
@@ -52,15 +53,44 @@ func (m *Model) embedRows(x []float32, ids []int) {
 type work struct {
 	x, h, att, q []float32 // t × d_model (att, q: t × inner)
 	qkv          []float32 // t × 3·inner (encoder only: the decoder's is kept by its caches)
+	cross        []float32 // RunEncoder: t × 2·layers·inner, every decoder layer's cross k and v
 	ffA, ffB     []float32 // t × d_ff (ffB only when gated)
 	attn         []attnScratch
 }
 
-func (m *Model) getWork(t int) *work {
-	w, _ := m.work.Get().(*work)
-	if w == nil {
-		w = new(work)
+// workList keeps the forward passes' scratch between calls. Not a sync.Pool: that drops its
+// contents at every other collection, and reallocating a pass's scratch (MBs for a long
+// input) is the garbage that makes the next collection come sooner.
+type workList struct {
+	mu   sync.Mutex
+	free []*work
+}
+
+// maxFreeWork bounds the scratch kept: a burst of concurrent passes leaves no more than this.
+const maxFreeWork = 4
+
+func (l *workList) get() *work {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.free); n > 0 {
+		w := l.free[n-1]
+		l.free[n-1] = nil
+		l.free = l.free[:n-1]
+		return w
 	}
+	return new(work)
+}
+
+func (l *workList) put(w *work) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) < maxFreeWork {
+		l.free = append(l.free, w)
+	}
+}
+
+func (m *Model) getWork(t int) *work {
+	w := m.work.get()
 	d, inner, ff := m.dModel, m.inner, m.shape.DFF
 	w.x, w.h = grow(w.x, t*d), grow(w.h, t*d)
 	w.att, w.q = grow(w.att, t*inner), grow(w.q, t*inner)
@@ -127,7 +157,7 @@ func (m *Model) encoderHidden(ctx context.Context, inputs [][]int) ([]float32, [
 	}
 	inner := m.inner
 	w := m.getWork(t)
-	defer m.work.Put(w)
+	defer m.work.put(w)
 	w.qkv = grow(w.qkv, t*3*inner)
 	qkv := w.qkv
 	rowsK := make([][]float32, t)

@@ -79,7 +79,7 @@ type Model struct {
 	decFinal []float32
 	crossKV  *mat.Packed // every decoder layer's cross-attention k then v, stacked: [layer][k|v][inner]
 
-	work     sync.Pool // *work, forward-pass scratch
+	work     workList  // forward-pass scratch
 	attnJobs sync.Pool // *attnJob, the parallel attention passes' jobs
 	normJobs sync.Pool // *normJob, the parallel RMS norms' jobs
 	closed   sync.Once
