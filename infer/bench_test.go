@@ -117,6 +117,9 @@ func TestStepAllocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a 14M-parameter model")
 	}
+	if raceEnabled {
+		t.Skip("allocation counts under the race detector are not the program's")
+	}
 	m := benchModel(t, catalog.F32)
 	encs, err := m.RunEncoder(t.Context(), benchInputs(1, 64, m.shape.VocabSize))
 	if err != nil {
