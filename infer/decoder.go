@@ -75,33 +75,36 @@ func (m *Model) runEncoder(ctx context.Context, inputs [][]int) ([]*EncoderOutpu
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// Row r of slab: layer 0's k and v, layer 1's, ... (one product for every layer). The
-	// slab is scratch (the keys and values are packed per head below), recycled with the
-	// pass's other temporaries: for a long input on a large shape it is tens of MB.
-	width := 2 * nl * inner
+	// Layer by layer (the scratch is one layer's k and v, not every layer's: tens of MB for a
+	// long input on a large shape), the keys and values of every input, packed per head.
+	width := 2 * inner
 	w := m.getWork(0)
 	defer m.work.put(w)
 	w.cross = grow(w.cross, t*width)
 	slab := w.cross
-	m.be.MulT(slab, hidden, t, m.crossKV, kernels.Store)
 	dkv, heads := m.dkv, m.heads
-	m.pool.For(len(segs)*nl, func(_, it int) {
-		i, l := it/nl, it%nl
-		sg := segs[i]
-		ks, vs := make([][]float32, sg.n), make([][]float32, sg.n)
-		for j := range sg.n {
-			row := slab[(sg.off+j)*width+2*l*inner:]
-			ks[j], vs[j] = row[:inner], row[inner:2*inner]
+	for l := range nl {
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		lk, lv := mat.PackedLen(sg.n, dkv), mat.PackedLen(dkv, sg.n)
-		buf := make([]float32, heads*(lk+lv))
-		kp, vp := make([]mat.Packed, heads), make([]mat.Packed, heads)
-		for h := range heads {
-			kp[h] = mat.PackRows(buf[h*(lk+lv):h*(lk+lv)+lk], ks, h*dkv, dkv)
-			vp[h] = mat.PackRowsT(buf[h*(lk+lv)+lk:(h+1)*(lk+lv)], vs, h*dkv, dkv)
-		}
-		outs[i].crossK[l], outs[i].crossV[l] = kp, vp
-	})
+		m.be.MulT(slab, hidden, t, m.dec[l].crossKV, kernels.Store)
+		m.pool.For(len(segs), func(_, i int) {
+			sg := segs[i]
+			ks, vs := make([][]float32, sg.n), make([][]float32, sg.n)
+			for j := range sg.n {
+				row := slab[(sg.off+j)*width:]
+				ks[j], vs[j] = row[:inner], row[inner:2*inner]
+			}
+			lk, lv := mat.PackedLen(sg.n, dkv), mat.PackedLen(dkv, sg.n)
+			buf := make([]float32, heads*(lk+lv))
+			kp, vp := make([]mat.Packed, heads), make([]mat.Packed, heads)
+			for h := range heads {
+				kp[h] = mat.PackRows(buf[h*(lk+lv):h*(lk+lv)+lk], ks, h*dkv, dkv)
+				vp[h] = mat.PackRowsT(buf[h*(lk+lv)+lk:(h+1)*(lk+lv)], vs, h*dkv, dkv)
+			}
+			outs[i].crossK[l], outs[i].crossV[l] = kp, vp
+		})
+	}
 	return outs, nil
 }
 

@@ -77,7 +77,6 @@ type Model struct {
 	encFinal []float32
 	dec      []decoderLayer
 	decFinal []float32
-	crossKV  *mat.Packed // every decoder layer's cross-attention k then v, stacked: [layer][k|v][inner]
 
 	work     workList  // forward-pass scratch
 	attnJobs sync.Pool // *attnJob, the parallel attention passes' jobs
@@ -98,6 +97,7 @@ type decoderLayer struct {
 	qkv, selfO     *mat.Packed
 	crossNorm      []float32
 	crossQ, crossO *mat.Packed
+	crossKV        *mat.Packed // cross-attention k then v, stacked (2·inner × d_model): applied to the encoder output once
 	ffnNorm        []float32
 	ffn            ffn
 }

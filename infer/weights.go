@@ -105,7 +105,6 @@ func (m *Model) bind(ctx context.Context, src tensors) error {
 	}
 	m.encFinal = vec("encoder.final_layer_norm.weight", d)
 	m.dec = make([]decoderLayer, s.NumDecoderLayers)
-	var cross []string
 	for i := range m.dec {
 		if e := ctx.Err(); e != nil {
 			return e
@@ -119,13 +118,10 @@ func (m *Model) bind(ctx context.Context, src tensors) error {
 			crossNorm: vec(p+"1.layer_norm.weight", d),
 			crossQ:    pack(c + "q.weight"),
 			crossO:    pack(c + "o.weight"),
+			crossKV:   pack(c+"k.weight", c+"v.weight"),
 			ffnNorm:   vec(p+"2.layer_norm.weight", d),
 			ffn:       ffnW(p + "2"),
 		}
-		cross = append(cross, c+"k.weight", c+"v.weight")
-	}
-	if len(cross) > 0 {
-		m.crossKV = pack(cross...)
 	}
 	m.decFinal = vec("decoder.final_layer_norm.weight", d)
 	if err != nil {
