@@ -255,14 +255,19 @@ func (rs *residency) doLoad(ctx context.Context, r *resident, ref zoo.Ref, isDir
 	if err != nil {
 		return fmt.Errorf("%w: config.json: %w", infer.ErrCheckpoint, err)
 	}
-	// Weights are float32 in memory whatever the file's dtype; the KV reserve is a full
-	// decoding batch of requests at the input and output limits.
-	r.weights = shape.WeightBytes(catalog.F32)
+	// Weights in the load dtype (float32 unless one is configured: a checkpoint's own bf16
+	// is then counted high); the KV reserve is a full decoding batch of requests at the input
+	// and output limits.
+	wdt := cfg.DType
+	if wdt == "" {
+		wdt = catalog.F32
+	}
+	r.weights = shape.WeightBytes(wdt)
 	r.kv = int64(cfg.Limits.MaxBatchRows) * shape.KVCacheBytes().RequestKVBytes(cfg.Limits.MaxInputTokens, cfg.Limits.MaxNewTokens)
 	if err := rs.reserve(r); err != nil {
 		return err
 	}
-	m, err := infer.Load(ctx, r.dir, infer.LoadOptions{Threads: cfg.Threads, MaxTokens: max(cfg.Limits.MaxInputTokens, cfg.Limits.MaxNewTokens+1)})
+	m, err := infer.Load(ctx, r.dir, infer.LoadOptions{Threads: cfg.Threads, DType: cfg.DType, MaxTokens: max(cfg.Limits.MaxInputTokens, cfg.Limits.MaxNewTokens+1)})
 	if err != nil {
 		return err
 	}

@@ -100,8 +100,11 @@ type Config struct {
 	// weights plus the KV caches of a full decoding batch at the request limits
 	// (catalog's cost model); 0 means no bound.
 	MemoryBudget int64
-	// Threads is each model's goroutines per matrix product; 0 means GOMAXPROCS.
+	// Threads is each model's worker threads; 0 means GOMAXPROCS.
 	Threads int
+	// DType is the weight type models are loaded in (infer.LoadOptions.DType): catalog.F32,
+	// BF16 or Int8; "" keeps each checkpoint's own.
+	DType catalog.DType
 	// PresignExpiry is how long the presigned blob URLs of an S3 registry stay valid; 0
 	// means zoo.DefaultPresignExpiry, negative streams blobs through the server.
 	PresignExpiry time.Duration

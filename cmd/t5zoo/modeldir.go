@@ -81,3 +81,22 @@ func importPublished(ctx context.Context, out, errOut io.Writer, ref zoo.Ref) er
 	fmt.Fprintf(errOut, "%s is not in the registry; importing %s from the Hub\n", ref, repo)
 	return importHF(ctx, out, errOut, importOptions{repo: repo, revision: "main", ref: ref, dtype: catalog.F32})
 }
+
+// loadDTypeUsage is the help of --dtype on the verbs that load a model.
+const loadDTypeUsage = "weight type in memory: f32, bf16 (activations stay float32) or int8 (per-row weights, activations quantized per row); default: the checkpoint's own (f16 as f32)"
+
+// parseLoadDType checks a --dtype for infer.LoadOptions.DType: "" keeps the checkpoint's
+// type; f16 is a storage type only, the engine has no float16 kernels.
+func parseLoadDType(s string) (catalog.DType, error) {
+	if s == "" {
+		return "", nil
+	}
+	dt, err := catalog.ParseDType(s)
+	if err != nil {
+		return "", fmt.Errorf("--dtype: %w", err)
+	}
+	if dt == catalog.F16 {
+		return "", fmt.Errorf("--dtype f16: the engine computes in f32, bf16 or int8 (an f16 checkpoint loads as f32)")
+	}
+	return dt, nil
+}

@@ -24,6 +24,7 @@ type runFlags struct {
 	topK              int
 	seed              uint64
 	threads           int
+	dtype             string
 	jsonOut           bool
 }
 
@@ -67,7 +68,11 @@ beam search gives {"beams": [{"ids", "text", "score"}, ...]} and sampling with
 					return fmt.Errorf("tokenize text %d: %w", i+1, err)
 				}
 			}
-			m, err := infer.Load(cmd.Context(), dir, infer.LoadOptions{Threads: f.threads})
+			dt, err := parseLoadDType(f.dtype)
+			if err != nil {
+				return err
+			}
+			m, err := infer.Load(cmd.Context(), dir, infer.LoadOptions{Threads: f.threads, DType: dt})
 			if err != nil {
 				return err
 			}
@@ -97,7 +102,8 @@ beam search gives {"beams": [{"ids", "text", "score"}, ...]} and sampling with
 	fl.IntVar(&f.topK, "top-k", 50, "with --sample, keep the k most likely tokens (0: all; 50 is HF's default)")
 	fl.Float64Var(&f.topP, "top-p", 1.0, "with --sample, keep the most likely tokens whose probability reaches p")
 	fl.Uint64Var(&f.seed, "seed", 0, "with --sample, the random seed (the same seed gives the same samples)")
-	fl.IntVar(&f.threads, "threads", 0, "goroutines per matrix product (0: GOMAXPROCS)")
+	fl.IntVar(&f.threads, "threads", 0, "worker threads of the engine (0: GOMAXPROCS)")
+	fl.StringVar(&f.dtype, "dtype", "", loadDTypeUsage)
 	fl.BoolVar(&f.jsonOut, "json", false, "write one JSON object per input")
 	return cmd
 }

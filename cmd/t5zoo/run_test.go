@@ -200,3 +200,49 @@ func TestRunErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRunDType loads the golden model in bf16 and int8 with --dtype: bf16 keeps every greedy
+// output of tiny-relu (BENCHMARKS.md's accuracy table) with log-probs near f32's, int8 moves
+// the log-probs further; f16 and unknown types are refused before anything loads.
+func TestRunDType(t *testing.T) {
+	g := readInferGolden(t, tinyRelu)
+	texts := g.Encoder.InputTexts[:4]
+	maxDiff := func(dt string) float64 {
+		out, err := runInferCmd(t, append([]string{"run", tinyRelu + "/checkpoint", "--json", "--dtype", dt}, texts...)...)
+		if err != nil {
+			t.Fatalf("--dtype %s: %v", dt, err)
+		}
+		res := decodeRunLines(t, out)
+		if len(res) != len(texts) {
+			t.Fatalf("--dtype %s: %d objects for %d texts", dt, len(res), len(texts))
+		}
+		var d float64
+		for i, r := range res {
+			if dt == "bf16" && !slices.Equal(r.IDs, g.Greedy.Sequences[i]) {
+				t.Errorf("--dtype bf16, text %d: ids %v, want %v", i, r.IDs, g.Greedy.Sequences[i])
+			}
+			for j, lp := range g.Greedy.StepLogprobs[i] {
+				if j < len(r.Logprobs) && slices.Equal(r.IDs[:j+1], g.Greedy.Sequences[i][:j+1]) {
+					d = max(d, math.Abs(r.Logprobs[j]-lp))
+				}
+			}
+		}
+		return d
+	}
+	bf, i8 := maxDiff("bf16"), maxDiff("int8")
+	if bf == 0 || bf > 0.05 {
+		t.Errorf("--dtype bf16: log-probs differ from f32 by up to %g, want (0, 0.05]", bf)
+	}
+	if i8 <= bf || i8 > 0.5 {
+		t.Errorf("--dtype int8: log-probs differ from f32 by up to %g, want more than bf16's %g and at most 0.5", i8, bf)
+	}
+	for _, dt := range []string{"f16", "f64"} {
+		if _, err := runInferCmd(t, "run", tinyRelu+"/checkpoint", "--dtype", dt, "hello"); err == nil || !strings.Contains(err.Error(), "--dtype") {
+			t.Errorf("--dtype %s: err %v, want a --dtype error", dt, err)
+		}
+	}
+	out, err := runInferCmd(t, "score", tinyRelu+"/checkpoint", "--dtype", "int8", "--input", texts[0], "--target", "positive", "--json")
+	if err != nil || !strings.Contains(out, "sum_logprob") {
+		t.Errorf("score --dtype int8: %v\n%s", err, out)
+	}
+}

@@ -15,6 +15,7 @@ func newScoreCmd() *cobra.Command {
 	var (
 		inputs, targets []string
 		threads         int
+		dtype           string
 		jsonOut         bool
 	)
 	cmd := &cobra.Command{
@@ -53,7 +54,11 @@ target token including the final </s>.`,
 					return fmt.Errorf("tokenize target %d: %w", i+1, err)
 				}
 			}
-			m, err := infer.Load(cmd.Context(), dir, infer.LoadOptions{Threads: threads})
+			dt, err := parseLoadDType(dtype)
+			if err != nil {
+				return err
+			}
+			m, err := infer.Load(cmd.Context(), dir, infer.LoadOptions{Threads: threads, DType: dt})
 			if err != nil {
 				return err
 			}
@@ -86,7 +91,8 @@ target token including the final </s>.`,
 	fl := cmd.Flags()
 	fl.StringArrayVar(&inputs, "input", nil, "encoder input text (repeatable, paired with --target)")
 	fl.StringArrayVar(&targets, "target", nil, "target text to score (repeatable, paired with --input)")
-	fl.IntVar(&threads, "threads", 0, "goroutines per matrix product (0: GOMAXPROCS)")
+	fl.IntVar(&threads, "threads", 0, "worker threads of the engine (0: GOMAXPROCS)")
+	fl.StringVar(&dtype, "dtype", "", loadDTypeUsage)
 	fl.BoolVar(&jsonOut, "json", false, "write one JSON object per pair")
 	return cmd
 }

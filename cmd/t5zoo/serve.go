@@ -25,6 +25,7 @@ type serveFlags struct {
 	memoryBudget    string
 	apiKeysFile     string
 	threads         int
+	dtype           string
 	limits          serve.Limits
 	maxBody         string
 	presignExpiry   time.Duration
@@ -72,7 +73,8 @@ within --shutdown-timeout.`,
 	fl.IntVar(&f.maxLoaded, "max-loaded", 3, "most models loaded at once (0: no limit)")
 	fl.StringVar(&f.memoryBudget, "memory-budget", "0", "memory the loaded models may use, e.g. 8GiB (0: no limit)")
 	fl.StringVar(&f.apiKeysFile, "api-keys-file", "", "file of API keys, one KEY[:SCOPE] per line (default $T5ZOO_API_KEYS_FILE)")
-	fl.IntVar(&f.threads, "threads", 0, "goroutines per matrix product of each model (0: GOMAXPROCS)")
+	fl.IntVar(&f.threads, "threads", 0, "worker threads of each loaded model (0: GOMAXPROCS)")
+	fl.StringVar(&f.dtype, "dtype", "", loadDTypeUsage)
 	fl.StringVar(&f.maxBody, "max-body", "1MiB", "largest request body")
 	fl.IntVar(&f.limits.MaxInputTokens, "max-input-tokens", 512, "longest input (and score target), in tokens")
 	fl.IntVar(&f.limits.MaxNewTokens, "max-new-tokens", 512, "largest max_new_tokens (max_tokens)")
@@ -112,6 +114,11 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		// --keep-alive 0 unloads a model as soon as it is idle; in Config, 0 is the default.
 		cfg.KeepAlive = time.Nanosecond
 	}
+	dt, err := parseLoadDType(f.dtype)
+	if err != nil {
+		return err
+	}
+	cfg.DType = dt
 	budget, err := humanize.ParseBytes(f.memoryBudget)
 	if err != nil {
 		return fmt.Errorf("--memory-budget %q: %w", f.memoryBudget, err)
