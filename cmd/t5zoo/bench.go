@@ -56,8 +56,9 @@ random weights in memory, no checkpoint needed, and measures on --threads worker
               cross-attention keys included, total / new tokens), ms per decoder step, and the
               GB/s of weights a step reads against the machine's measured read bandwidth
   memory      parameters, weight bytes as packed, resident memory of the loaded model and
-              peak resident memory of the run (Linux /proc), against the weights plus the
-              KV cache of the batch
+              peak resident memory of the run (Linux /proc); ×(w+kv) is the anonymous
+              resident memory the model holds while it runs (after each timed run, less
+              the same without the model) over the weights plus the KV cache of the batch
 
 The FMA peak and the read bandwidth are measured by the same command before the shapes
 (about a second; --read-mib of memory, freed before the shapes). Every timing is the
