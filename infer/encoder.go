@@ -53,7 +53,7 @@ func (m *Model) embedRows(x []float32, ids []int) {
 type work struct {
 	x, h, att, q []float32 // t × d_model (att, q: t × inner)
 	qkv          []float32 // t × 3·inner (encoder only: the decoder's is kept by its caches)
-	cross        []float32 // RunEncoder: t × 2·layers·inner, every decoder layer's cross k and v
+	cross        []float32 // RunEncoder: t × 2·inner, one decoder layer's cross k and v
 	ffA, ffB     []float32 // t × d_ff (ffB only when gated)
 	attn         []attnScratch
 }

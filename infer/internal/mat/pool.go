@@ -114,8 +114,8 @@ type Job interface {
 }
 
 // Do runs j.Item(worker, i) for every i in [0, n), items handed out in order one at a time,
-// like For but without allocating: the hot path of a decoder step calls it tens of times a
-// token, and every allocation there is garbage the collector must later find.
+// without allocating: the hot path of a decoder step calls it tens of times a token, and
+// every allocation there is garbage the collector must later find.
 func (p *Pool) Do(n int, j Job) {
 	if n <= 0 {
 		return
@@ -143,26 +143,15 @@ func (p *Pool) doLoop(w int) {
 	}
 }
 
-// For runs body(worker, i) for every i in [0, n), items handed out in order one at a time.
-func (p *Pool) For(n int, body func(worker, i int)) {
-	if n <= 0 {
-		return
-	}
-	if n == 1 {
-		body(0, 0)
-		return
-	}
-	var next atomic.Int64
-	p.Run(func(w int) {
-		for {
-			i := int(next.Add(1) - 1)
-			if i >= n {
-				return
-			}
-			body(w, i)
-		}
-	})
-}
+// For runs body(worker, i) for every i in [0, n), items handed out in order one at a time
+// (Do with a function; the closure a caller builds is the only allocation).
+func (p *Pool) For(n int, body func(worker, i int)) { p.Do(n, funcJob(body)) }
+
+// funcJob is a function as a Job.
+type funcJob func(worker, i int)
+
+// Item calls f.
+func (f funcJob) Item(worker, i int) { f(worker, i) }
 
 func (p *Pool) worker(w int) {
 	defer p.wg.Done()
