@@ -74,19 +74,10 @@ func (p *Pool) Close() {
 	p.wg.Wait()
 }
 
-// Run calls fn(worker) on the caller (worker 0) and on every worker that joins before the
-// caller's fn returns. fn must take its work from a shared counter (see For), so that any
-// subset of workers completes the job; Run returns when every joined worker has returned.
-func (p *Pool) Run(fn func(worker int)) {
-	if p.n == 1 || p.closed.Load() || !p.mu.TryLock() {
-		fn(0)
-		return
-	}
-	p.runLocked(fn)
-	p.mu.Unlock()
-}
-
-// runLocked is Run with p.mu held by the caller.
+// runLocked calls fn(worker) on the caller (worker 0) and on every worker that joins before
+// the caller's fn returns, with p.mu held by the caller. fn must take its work from a shared
+// counter (see Do), so that any subset of workers completes the job; runLocked returns when
+// every joined worker has returned.
 func (p *Pool) runLocked(fn func(worker int)) {
 	p.fn = fn
 	gen := p.state.Load()>>32 + 1
@@ -176,7 +167,7 @@ func (p *Pool) worker(w int) {
 			continue
 		}
 		if i&255 == 255 && time.Since(start) >= p.spin {
-			// Park; Run wakes parked workers after opening a job, and the state is read
+			// Park; runLocked wakes parked workers after opening a job, and the state is read
 			// again after parked is set so that no job is missed.
 			p.parked[w].Store(true)
 			if s := p.state.Load(); s>>32 == last && !p.closed.Load() {
