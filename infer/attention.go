@@ -53,15 +53,7 @@ func (m *Model) attend(groups []attnGroup, rel []float32, sc []attnScratch) {
 		}
 		return
 	}
-	// Only a parallel pass needs the job on the heap: a recycled one (see mat.Pool.Do).
-	pj, _ := m.attnJobs.Get().(*attnJob)
-	if pj == nil {
-		pj = new(attnJob)
-	}
-	*pj = job
-	m.pool.Do(items, pj)
-	*pj = attnJob{}
-	m.attnJobs.Put(pj)
+	mat.DoRecycled(m.pool, &m.attnJobs, items, job)
 }
 
 // attnJob is one attention pass, cut into (group, head) items.

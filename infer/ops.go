@@ -2,6 +2,8 @@ package infer
 
 import (
 	"math"
+
+	"github.com/t5zoo/t5zoo/infer/internal/mat"
 )
 
 // activation returns the FFN activation HF's ACT2FN maps name to ("gelu_new" is the tanh
@@ -55,15 +57,7 @@ func (m *Model) rmsNorm(dst, x, w []float32) {
 		m.normRows(dst, x, w, 0, rows)
 		return
 	}
-	// A recycled job, as in attend: the norms run several times a decoder step.
-	j, _ := m.normJobs.Get().(*normJob)
-	if j == nil {
-		j = new(normJob)
-	}
-	*j = normJob{m: m, dst: dst, x: x, w: w, per: per, rows: rows}
-	m.pool.Do((rows+per-1)/per, j)
-	*j = normJob{}
-	m.normJobs.Put(j)
+	mat.DoRecycled(m.pool, &m.normJobs, (rows+per-1)/per, normJob{m: m, dst: dst, x: x, w: w, per: per, rows: rows})
 }
 
 // normJob is one rmsNorm pass cut into blocks of per rows (mat.Job).

@@ -223,12 +223,7 @@ func benchShape(ctx context.Context, e catalog.Entry, dt catalog.DType, f benchF
 	if err != nil {
 		return nil, err
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			m.Close()
-		}
-	}()
+	defer m.Close() // closed below too (Close is idempotent)
 	load := time.Since(t0).Seconds()
 	modelRSS := residentBytes() - base
 
@@ -293,8 +288,9 @@ func benchShape(ctx context.Context, e catalog.Entry, dt catalog.DType, f benchF
 	}
 	// What stays resident after the model is gone is not the model's: the base is the lower
 	// of the readings before and after (they differ by what the runtime keeps, ~1-2 MB).
-	m.Close()
-	closed = true
+	if err := m.Close(); err != nil {
+		return nil, fmt.Errorf("bench %s: close the model: %w", e.Name, err)
+	}
 	if after := residentAnon(); after > 0 && after < baseAnon {
 		baseAnon = after
 	}

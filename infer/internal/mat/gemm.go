@@ -71,16 +71,7 @@ func (c *CPU) Gemm(dst []float32, ldc int, a []float32, lda int, m int, w *Packe
 		}
 		return
 	}
-	// Only a parallel product needs the job on the heap: a recycled one, so that a decoder
-	// step allocates nothing here.
-	pj, _ := c.jobs.Get().(*gemmJob)
-	if pj == nil {
-		pj = new(gemmJob)
-	}
-	*pj = j
-	pool.Do(items, pj)
-	*pj = gemmJob{}
-	c.jobs.Put(pj)
+	DoRecycled(pool, &c.jobs, items, j)
 }
 
 // gemmJob is one product, cut into items of (block of row strips) × (group of panels).

@@ -134,6 +134,24 @@ func (p *Pool) doLoop(w int) {
 	}
 }
 
+// DoRecycled runs p.Do(n, job) on a *J taken from free (a sync.Pool of *J) rather than a new
+// one: the job must be on the heap for the workers to see it, and a hot path that builds
+// one a call would make garbage every call. The *J is zeroed before it goes back.
+func DoRecycled[J any, PJ interface {
+	*J
+	Job
+}](p *Pool, free *sync.Pool, n int, job J) {
+	pj, _ := free.Get().(PJ)
+	if pj == nil {
+		pj = PJ(new(J))
+	}
+	*pj = job
+	p.Do(n, pj)
+	var zero J
+	*pj = zero
+	free.Put(pj)
+}
+
 // For runs body(worker, i) for every i in [0, n), items handed out in order one at a time
 // (Do with a function; the closure a caller builds is the only allocation).
 func (p *Pool) For(n int, body func(worker, i int)) { p.Do(n, funcJob(body)) }
