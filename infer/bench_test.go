@@ -86,6 +86,7 @@ func BenchmarkDecodeStep(b *testing.B) {
 				toks := make([]int, batch)
 				V := m.shape.VocabSize
 				var logits []float32
+				b.ReportAllocs()
 				for b.Loop() {
 					for i, e := range encs {
 						seqs[i], toks[i] = e.NewSequence(), 0
@@ -102,6 +103,20 @@ func BenchmarkDecodeStep(b *testing.B) {
 				sinkLogits = logits
 				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*steps)/1e3, "ms/step")
 			})
+		}
+	}
+}
+
+// BenchmarkRunEncoder is RunEncoder (the encoder and every decoder layer's cross-attention
+// keys and values) on one 64-token input, the start of each generation request; with
+// -benchmem its B/op is the garbage a request's start leaves.
+func BenchmarkRunEncoder(b *testing.B) {
+	m := benchModel(b, catalog.Int8)
+	in := benchInputs(1, 64, m.shape.VocabSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.RunEncoder(b.Context(), in); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
