@@ -41,9 +41,18 @@ const queryBlock = 64
 // per (group, head); the softmax is float32 with its normaliser summed in float64. A query
 // row's result depends only on its own group, never on the other groups of the call.
 func (m *Model) attend(groups []attnGroup, rel []float32, sc []attnScratch) {
-	work := 0
+	work, keys := 0, 0
 	for i := range groups {
 		work += groups[i].n * groups[i].keyCount()
+		keys = max(keys, groups[i].keyCount())
+	}
+	// Size every worker's scratch for the longest group at once: growing it group by group
+	// would leave a trail of garbage the size of the pass.
+	for w := range sc {
+		s := &sc[w]
+		s.k = grow(s.k, mat.PackedLen(keys, m.dkv))
+		s.v = grow(s.v, mat.PackedLen(m.dkv, keys))
+		s.scores = grow(s.scores, queryBlock*keys)
 	}
 	job := attnJob{m: m, groups: groups, rel: rel, sc: sc}
 	items := len(groups) * m.heads

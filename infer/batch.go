@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrQueueFull is returned by Batcher.Generate when more inputs wait to join the batch than
@@ -21,17 +22,45 @@ const DefaultMaxRows = 64
 
 // BatcherOptions configure a Batcher. The zero value works.
 type BatcherOptions struct {
-	// MaxRows bounds the sequences (inputs × beams or samples) one decoder step advances;
-	// inputs wait in the queue until their rows fit. An input wider than MaxRows joins
-	// alone when nothing else is decoding. 0 means DefaultMaxRows.
+	// MaxRows bounds the sequences (inputs × beams or samples) a step advances for inputs
+	// beyond each request's first. A request with nothing decoding may always start one input
+	// as long as the step stays within MaxRows + 64 (the widest input), so that a small
+	// request never waits for a wide one to finish. Beyond its first input, a request takes
+	// at most its share of MaxRows (MaxRows divided among the requests with work).
+	// 0 means DefaultMaxRows.
 	MaxRows int
 	// MaxQueue bounds the inputs waiting to join the batch; Generate fails with
 	// ErrQueueFull beyond it. 0 means no bound.
 	MaxQueue int
+	// EncodeTokens bounds the input tokens encoded between two decoder steps, so that a
+	// request of many long inputs is encoded in pieces between the steps of the others
+	// instead of stalling them (one input is always encoded, however long). 0 means
+	// DefaultEncodeTokens.
+	EncodeTokens int
+	// Memory, if not nil, is charged for every input while it decodes (Model.GenerateBytes)
+	// and credited when it leaves; an input whose charge is refused waits in the queue.
+	Memory Memory
 	// Observe, if not nil, is called after every decoder step on the Batcher's goroutine;
 	// it must not block.
 	Observe func(BatchStats)
 }
+
+// DefaultEncodeTokens is the EncodeTokens a zero BatcherOptions gets: a few milliseconds of
+// encoder work for a small shape, a fraction of a second for a large one.
+const DefaultEncodeTokens = 1024
+
+// Memory is what a Batcher charges for the inputs it decodes: the server's memory budget.
+// Its methods are called on the Batcher's goroutine and must not block.
+type Memory interface {
+	// TryAcquire takes n bytes if they are free now, reporting whether it did.
+	TryAcquire(n int64) bool
+	// Release gives back n bytes taken by TryAcquire.
+	Release(n int64)
+}
+
+// memoryRetry is how often a Batcher whose queue waits only for memory (nothing decoding)
+// tries again: memory is freed by other models' requests, which do not wake it.
+const memoryRetry = 10 * time.Millisecond
 
 // BatchStats describes one decoder step of a Batcher.
 type BatchStats struct {
@@ -82,10 +111,12 @@ type batchReq struct {
 	ctx  context.Context
 	c    genConfig
 	fn   func(Token)
+	stop *StopSet
 	gens []Generation
 	left int   // inputs not finished yet
 	err  error // first failure
 	done chan struct{}
+	held int // rows of its inputs decoding or admitted (the loop's)
 }
 
 // batchItem is one input of a request.
@@ -94,13 +125,20 @@ type batchItem struct {
 	input   int
 	ids     []int
 	search  *Search
-	emitted []int // tokens reported per sequence
+	emitted []int  // tokens reported per sequence
+	charge  int64  // bytes taken from BatcherOptions.Memory while it decodes
+	stopGen uint64 // the StopSet generation last applied
+	rows    int    // its width: beams or samples
+	joined  bool   // admitted: counted in req.held until it leaves
 }
 
 // NewBatcher starts a Batcher for m. Close stops it.
 func NewBatcher(m *Model, opts BatcherOptions) *Batcher {
 	if opts.MaxRows <= 0 {
 		opts.MaxRows = DefaultMaxRows
+	}
+	if opts.EncodeTokens <= 0 {
+		opts.EncodeTokens = DefaultEncodeTokens
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Batcher{m: m, opts: opts, wake: make(chan struct{}, 1), stop: cancel, stopped: make(chan struct{})}
@@ -130,6 +168,12 @@ func (b *Batcher) Stats() (queued, active int) {
 // not block, and it is not called after Generate returns. When ctx ends, the inputs leave
 // the batch before the next step and Generate returns ctx's error.
 func (b *Batcher) Generate(ctx context.Context, inputs [][]int, opts GenerateOptions, fn func(Token)) ([]Generation, error) {
+	return b.GenerateWith(ctx, inputs, opts, GenerateHooks{Token: fn})
+}
+
+// GenerateWith is Generate with hooks: the tokens as they are decided, and sequences the
+// caller ends early (h.Stop).
+func (b *Batcher) GenerateWith(ctx context.Context, inputs [][]int, opts GenerateOptions, h GenerateHooks) ([]Generation, error) {
 	c, err := b.m.genConfig(opts)
 	if err != nil {
 		return nil, err
@@ -140,7 +184,7 @@ func (b *Batcher) Generate(ctx context.Context, inputs [][]int, opts GenerateOpt
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := &batchReq{ctx: ctx, c: c, fn: fn, gens: make([]Generation, len(inputs)), left: len(inputs), done: make(chan struct{})}
+	r := &batchReq{ctx: ctx, c: c, fn: h.Token, stop: h.Stop, gens: make([]Generation, len(inputs)), left: len(inputs), done: make(chan struct{})}
 	b.mu.Lock()
 	switch {
 	case b.closed:
@@ -151,8 +195,9 @@ func (b *Batcher) Generate(ctx context.Context, inputs [][]int, opts GenerateOpt
 		b.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d inputs waiting, %d more would pass the limit of %d", ErrQueueFull, n, len(inputs), b.opts.MaxQueue)
 	}
+	width := max(c.beams, c.numReturn)
 	for i, ids := range inputs {
-		b.queue = append(b.queue, &batchItem{req: r, input: i, ids: ids})
+		b.queue = append(b.queue, &batchItem{req: r, input: i, ids: ids, rows: width})
 	}
 	b.mu.Unlock()
 	select {
@@ -168,6 +213,9 @@ func (b *Batcher) Generate(ctx context.Context, inputs [][]int, opts GenerateOpt
 	return r.gens, nil
 }
 
+// hardRows bounds the rows of any step: MaxRows, and room for one input of the widest kind.
+func (b *Batcher) hardRows() int { return b.opts.MaxRows + maxBeamsOrSamples }
+
 // loop is the Batcher's goroutine.
 func (b *Batcher) loop(ctx context.Context) {
 	defer close(b.stopped)
@@ -179,51 +227,36 @@ func (b *Batcher) loop(ctx context.Context) {
 		b.queue, b.closed, b.active = nil, true, 0
 		b.mu.Unlock()
 		for _, it := range append(active, queued...) {
+			b.leave(it)
 			it.fail(ErrClosed)
 		}
 	}()
+	waitingForMemory := false
 	for {
-		// Wait for work.
+		// Wait for work (or, when the queue waits only for memory, a moment).
 		b.mu.Lock()
-		for len(b.queue) == 0 && len(active) == 0 {
+		for len(b.queue) == 0 && len(active) == 0 || waitingForMemory && len(active) == 0 {
 			b.mu.Unlock()
+			var retry <-chan time.Time
+			if waitingForMemory {
+				retry = time.After(memoryRetry)
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-b.wake:
+			case <-retry:
 			}
+			waitingForMemory = false
 			b.mu.Lock()
 		}
-		// Admit queued inputs, in order, while their rows fit; drop those whose request
-		// ended while they waited.
-		rows := 0
-		for _, it := range active {
-			rows += it.search.Rows()
-		}
 		var admitted []*batchItem
-		finished := 0
-		waiting := b.queue[:0]
-		full := false
-		for _, it := range b.queue {
-			if it.ended() {
-				finished++
-				continue
-			}
-			w := max(it.req.c.beams, it.req.c.numReturn)
-			if full || rows+w > b.opts.MaxRows && (rows > 0 || len(admitted) > 0) {
-				full = true
-				waiting = append(waiting, it)
-				continue
-			}
-			rows += w
-			admitted = append(admitted, it)
-		}
-		clear(b.queue[len(waiting):])
-		b.queue = waiting
+		var finished int
+		admitted, finished, waitingForMemory = b.admitLocked(active)
 		b.mu.Unlock()
 
 		// Drop the inputs of requests that ended, then encode the new ones together.
-		active, finished = dropEnded(active, finished)
+		active, finished = b.dropEnded(active, finished)
 		if len(admitted) > 0 {
 			in := make([][]int, len(admitted))
 			for i, it := range admitted {
@@ -236,8 +269,10 @@ func (b *Batcher) loop(ctx context.Context) {
 					return
 				}
 				for _, it := range admitted {
+					b.leave(it)
 					it.fail(err)
 				}
+				finished += len(admitted)
 				admitted = nil
 			}
 			for i, it := range admitted {
@@ -245,6 +280,11 @@ func (b *Batcher) loop(ctx context.Context) {
 				it.emitted = make([]int, it.req.c.numReturn)
 			}
 			active = append(active, admitted...)
+		}
+
+		// Sequences their callers ended (stop strings) leave before the step.
+		for _, it := range active {
+			it.applyStops()
 		}
 
 		// One decoder step over every pending sequence.
@@ -265,6 +305,7 @@ func (b *Batcher) loop(ctx context.Context) {
 					return
 				}
 				for _, it := range active {
+					b.leave(it)
 					it.fail(fmt.Errorf("step: %w", err))
 				}
 				finished += len(active)
@@ -278,6 +319,7 @@ func (b *Batcher) loop(ctx context.Context) {
 		for i, it := range active {
 			if counts[i] > 0 {
 				if errs[i] != nil {
+					b.leave(it)
 					it.fail(errs[i])
 					finished++
 					continue
@@ -285,6 +327,7 @@ func (b *Batcher) loop(ctx context.Context) {
 				it.report(eos)
 			}
 			if it.search.Done() {
+				b.leave(it)
 				it.finish()
 				finished++
 				continue
@@ -300,6 +343,118 @@ func (b *Batcher) loop(ctx context.Context) {
 		b.mu.Unlock()
 		if b.opts.Observe != nil && (len(seqs) > 0 || len(admitted) > 0 || finished > 0) {
 			b.opts.Observe(BatchStats{Rows: len(seqs), Inputs: stepped, Encoded: len(admitted), Finished: finished, Queued: queued})
+		}
+	}
+}
+
+// admitLocked picks the queued inputs that join the batch before the next step, fairly
+// between requests: requests take turns in the order they arrived, one input a turn; a
+// request with nothing decoding may start one input whenever the step stays within
+// hardRows, and takes more only within MaxRows and its share of it (MaxRows over the
+// requests with work); the new inputs' tokens stay within EncodeTokens (one is always
+// admitted); and each input's memory must be granted. It drops the queued inputs of requests
+// that ended, counting them in finished, and reports whether an input waits only for memory.
+// b.mu is held.
+func (b *Batcher) admitLocked(active []*batchItem) (admitted []*batchItem, finished int, memoryBound bool) {
+	rows := 0
+	reqs := map[*batchReq]bool{}
+	for _, it := range active {
+		rows += it.rows
+		reqs[it.req] = true
+	}
+	// The queue by request, in arrival order.
+	var order []*batchReq
+	byReq := map[*batchReq][]*batchItem{}
+	kept := b.queue[:0]
+	for _, it := range b.queue {
+		if it.ended() {
+			finished++
+			continue
+		}
+		kept = append(kept, it)
+		if byReq[it.req] == nil {
+			order = append(order, it.req)
+		}
+		byReq[it.req] = append(byReq[it.req], it)
+		reqs[it.req] = true
+	}
+	clear(b.queue[len(kept):])
+	b.queue = kept
+	share := max(1, b.opts.MaxRows/max(1, len(reqs)))
+	tokens := 0
+	taken := map[*batchItem]bool{}
+	for progress := true; progress; {
+		progress = false
+		for _, r := range order {
+			items := byReq[r]
+			if len(items) == 0 {
+				continue
+			}
+			it := items[0]
+			first := r.held == 0
+			switch {
+			case first && rows+it.rows > b.hardRows():
+				continue
+			case !first && (rows+it.rows > b.opts.MaxRows || r.held+it.rows > share):
+				continue
+			case len(admitted) > 0 && tokens+len(it.ids) > b.opts.EncodeTokens:
+				continue
+			}
+			if b.opts.Memory != nil {
+				need := b.m.genBytes(len(it.ids), r.c)
+				if !b.opts.Memory.TryAcquire(need) {
+					memoryBound = true
+					continue
+				}
+				it.charge = need
+			}
+			byReq[r] = items[1:]
+			taken[it] = true
+			it.joined = true
+			r.held += it.rows
+			rows += it.rows
+			tokens += len(it.ids)
+			admitted = append(admitted, it)
+			progress = true
+		}
+	}
+	if len(admitted) > 0 {
+		kept := b.queue[:0]
+		for _, it := range b.queue {
+			if !taken[it] {
+				kept = append(kept, it)
+			}
+		}
+		clear(b.queue[len(kept):])
+		b.queue = kept
+	}
+	return admitted, finished, memoryBound && len(admitted) == 0
+}
+
+// leave returns what an admitted item holds: its rows in its request's count and its memory.
+func (b *Batcher) leave(it *batchItem) {
+	if it.joined {
+		it.req.held -= it.rows
+		it.joined = false
+	}
+	if it.charge > 0 {
+		b.opts.Memory.Release(it.charge)
+		it.charge = 0
+	}
+}
+
+// applyStops ends the sequences the item's caller stopped since the last step.
+func (it *batchItem) applyStops() {
+	st := it.req.stop
+	if st == nil || it.search == nil {
+		return
+	}
+	if g := st.gen.Load(); g != it.stopGen {
+		it.stopGen = g
+		for j := range it.req.c.numReturn {
+			if st.stopped(it.input, j) {
+				it.search.stop(j)
+			}
 		}
 	}
 }
@@ -339,10 +494,11 @@ func (b *Batcher) advance(items []*batchItem, counts []int, logits []float32) []
 
 // dropEnded removes the items whose request has ended (context done or failed), finishing
 // them, and adds their count to finished.
-func dropEnded(items []*batchItem, finished int) ([]*batchItem, int) {
+func (b *Batcher) dropEnded(items []*batchItem, finished int) ([]*batchItem, int) {
 	kept := items[:0]
 	for _, it := range items {
 		if it.ended() {
+			b.leave(it)
 			finished++
 			continue
 		}

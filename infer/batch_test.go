@@ -93,8 +93,10 @@ func TestBatcherMatchesGenerate(t *testing.T) {
 				defer statsMu.Unlock()
 				maxInputs, encodedTogether := 0, false
 				for _, st := range stats {
-					if st.Rows > 5 && st.Inputs > 1 {
-						t.Errorf("step of %d rows over %d inputs: more than MaxRows 5", st.Rows, st.Inputs)
+					// MaxRows, and each request's first input on top (at most 12 here,
+					// each at most 3 wide), within MaxRows + 64.
+					if st.Rows > 5+3*12 || st.Rows > 5+64 {
+						t.Errorf("step of %d rows over %d inputs: more than MaxRows 5 and first inputs allow", st.Rows, st.Inputs)
 					}
 					maxInputs = max(maxInputs, st.Inputs)
 					encodedTogether = encodedTogether || st.Encoded > 1
@@ -150,24 +152,26 @@ func TestBatcherCancel(t *testing.T) {
 	}
 }
 
-// TestBatcherQueueAndClose fills a Batcher of one row: the second request waits in the
-// queue, the third is refused with ErrQueueFull, and Close fails both waiting ones.
+// TestBatcherQueueAndClose fills a Batcher of one row with an input 64 samples wide (the
+// most a first input may take beyond MaxRows): the second request waits in the queue, the
+// third is refused with ErrQueueFull, and Close fails both waiting ones.
 func TestBatcherQueueAndClose(t *testing.T) {
 	m := loadRandom(t, randomVariants()[0].spec, LoadOptions{MaxTokens: 100000})
 	s := m.Shape()
 	b := NewBatcher(m, BatcherOptions{MaxRows: 1, MaxQueue: 1})
 	in := randomInputs(4, 1, 10, s.VocabSize, s.EOSTokenID)
 	long := GenerateOptions{MaxNewTokens: 100000}
+	wide := GenerateOptions{MaxNewTokens: 100000, Sample: true, NumReturnSequences: 64}
 	errs := make(chan error, 2)
 	started := make(chan struct{})
 	var once sync.Once
 	go func() {
-		_, err := b.Generate(t.Context(), in, long, func(Token) { once.Do(func() { close(started) }) })
+		_, err := b.Generate(t.Context(), in, wide, func(Token) { once.Do(func() { close(started) }) })
 		errs <- err
 	}()
 	<-started
 	go func() {
-		_, err := b.Generate(t.Context(), in, long, nil)
+		_, err := b.Generate(t.Context(), in, wide, nil)
 		errs <- err
 	}()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -175,6 +179,7 @@ func TestBatcherQueueAndClose(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
+			b.Close()
 			t.Fatal("the second request never queued")
 		}
 	}

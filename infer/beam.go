@@ -89,6 +89,9 @@ func (b *beamSearch) advance(logits []float32) error {
 	lse := make([]float64, len(b.beams))
 	for p := range b.beams {
 		lse[p] = b.m.logSumExp(logits[p*V : (p+1)*V])
+		if !finite(lse[p]) {
+			return numericsError("the log-sum-exp of a logits row")
+		}
 	}
 	virtual := len(b.beams)
 	if b.first {

@@ -38,10 +38,11 @@ func relativePositionBucket(rel int, bidirectional bool, numBuckets, maxDistance
 
 // buildBuckets tabulates the buckets of relative positions -maxDist..maxDist for both
 // stacks. Beyond ±max_distance every bucket is saturated, so positions are clamped to
-// ±(max_distance+1).
+// ±(max_distance+1); and no two positions of a sequence are MaxTokens or more apart, so the
+// tables never span more than that (relSpan): a config's max_distance of 131072 costs nothing.
 func (m *Model) buildBuckets() {
 	nb, md := m.shape.RelativeAttentionNumBuckets, m.shape.RelativeAttentionMaxDistance
-	m.maxDist = md + 1
+	m.maxDist = relSpan(m.shape, m.maxTokens)
 	n := 2*m.maxDist + 1
 	m.encBucket = make([]int32, n)
 	m.decBucket = make([]int32, n)

@@ -64,7 +64,8 @@ func (m *Model) runEncoder(ctx context.Context, inputs [][]int) ([]*EncoderOutpu
 	for i, sg := range segs {
 		outs[i] = &EncoderOutput{
 			ids:    slices.Clone(inputs[i]),
-			hidden: hidden[sg.off*d : (sg.off+sg.n)*d : (sg.off+sg.n)*d],
+			// A copy, so that the batch's hidden states are not all kept alive by one input.
+			hidden: slices.Clone(hidden[sg.off*d : (sg.off+sg.n)*d]),
 			crossK: make([][]mat.Packed, nl),
 			crossV: make([][]mat.Packed, nl),
 		}
@@ -79,7 +80,7 @@ func (m *Model) runEncoder(ctx context.Context, inputs [][]int) ([]*EncoderOutpu
 	// long input on a large shape), the keys and values of every input, packed per head.
 	width := 2 * inner
 	w := m.getWork(0)
-	defer m.work.put(w)
+	defer m.putWork(w)
 	w.cross = grow(w.cross, t*width)
 	slab := w.cross
 	dkv, heads := m.dkv, m.heads
@@ -248,15 +249,23 @@ func (m *Model) decoderHidden(ctx context.Context, seqs []*Sequence, tokens [][]
 	}()
 
 	w := m.getWork(t)
-	defer m.work.put(w)
+	defer m.putWork(w)
 	d := m.dModel
 	r := 0
 	for i := range seqs {
 		m.embedRows(w.x[r*d:], tokens[i])
 		r += len(tokens[i])
 	}
-	// The new keys and values stay in the sequences' caches: a new slab per call.
-	slab := make([]float32, nl*t*3*inner)
+	// The new keys and values of each sequence go to a slab of its own (every layer's, for
+	// its new tokens), so that a finished sequence's cache is garbage at once, whatever other
+	// sequences shared its steps: what a request holds is what it is charged
+	// (Model.GenerateBytes).
+	w.qkv = grow(w.qkv, t*3*inner)
+	qkv := w.qkv
+	slabs := make([][]float32, len(seqs))
+	for i := range seqs {
+		slabs[i] = make([]float32, nl*len(tokens[i])*2*inner)
+	}
 	self := make([]attnGroup, len(seqs))
 	cross := make([]attnGroup, len(seqs))
 	for l, layer := range m.dec {
@@ -264,16 +273,17 @@ func (m *Model) decoderHidden(ctx context.Context, seqs []*Sequence, tokens [][]
 			return nil, err
 		}
 		// Self-attention over the cache and the new tokens, causal.
-		qkv := slab[l*t*3*inner : (l+1)*t*3*inner]
 		m.rmsNorm(w.h, w.x, layer.selfNorm)
 		m.be.MulT(qkv, w.h, t, layer.qkv, kernels.Store)
 		r := 0
 		for i, s := range seqs {
 			n := len(tokens[i])
+			kv := slabs[i][l*n*2*inner : (l+1)*n*2*inner]
 			for j := range n {
-				row := qkv[(r+j)*3*inner:]
-				s.keys[l] = append(s.keys[l], row[inner:2*inner:2*inner])
-				s.vals[l] = append(s.vals[l], row[2*inner:3*inner:3*inner])
+				dst := kv[j*2*inner : (j+1)*2*inner : (j+1)*2*inner]
+				copy(dst, qkv[(r+j)*3*inner+inner:(r+j+1)*3*inner])
+				s.keys[l] = append(s.keys[l], dst[:inner:inner])
+				s.vals[l] = append(s.vals[l], dst[inner:])
 			}
 			self[i] = attnGroup{
 				q: qkv[r*3*inner:], ldq: 3 * inner, out: w.att[r*inner:], n: n, pos0: oldLen[i],

@@ -52,7 +52,7 @@ func (m *Model) embedRows(x []float32, ids []int) {
 // work holds a forward pass's temporaries for t rows; Model.work keeps them between calls.
 type work struct {
 	x, h, att, q []float32 // t × d_model (att, q: t × inner)
-	qkv          []float32 // t × 3·inner (encoder only: the decoder's is kept by its caches)
+	qkv          []float32 // t × 3·inner
 	cross        []float32 // RunEncoder: t × 2·inner, one decoder layer's cross k and v
 	ffA, ffB     []float32 // t × d_ff (ffB only when gated)
 	attn         []attnScratch
@@ -68,6 +68,10 @@ type workList struct {
 
 // maxFreeWork bounds the scratch kept: a burst of concurrent passes leaves no more than this.
 const maxFreeWork = 4
+
+// retainRows bounds the rows of the scratch kept for reuse: a long pass's scratch (tens of MB
+// on a large shape) is left to the collector rather than held by an idle model.
+const retainRows = 512
 
 func (l *workList) get() *work {
 	l.mu.Lock()
@@ -87,6 +91,16 @@ func (l *workList) put(w *work) {
 	if len(l.free) < maxFreeWork {
 		l.free = append(l.free, w)
 	}
+}
+
+// putWork hands w back for reuse, unless it is larger than the scratch of retainRows rows.
+func (m *Model) putWork(w *work) {
+	d, inner, ff := m.dModel, m.inner, m.shape.DFF
+	n := cap(w.x) + cap(w.h) + cap(w.att) + cap(w.q) + cap(w.qkv) + cap(w.cross) + cap(w.ffA) + cap(w.ffB)
+	if n > retainRows*(2*d+7*inner+2*ff) {
+		return
+	}
+	m.work.put(w)
 }
 
 func (m *Model) getWork(t int) *work {
@@ -157,7 +171,7 @@ func (m *Model) encoderHidden(ctx context.Context, inputs [][]int) ([]float32, [
 	}
 	inner := m.inner
 	w := m.getWork(t)
-	defer m.work.put(w)
+	defer m.putWork(w)
 	w.qkv = grow(w.qkv, t*3*inner)
 	qkv := w.qkv
 	rowsK := make([][]float32, t)

@@ -78,6 +78,8 @@ type Hypothesis struct {
 	// TopLogprobs[j], when GenerateOptions.TopLogprobs is set, holds the most likely tokens
 	// at the position of IDs[j+1], best first (ties by id), with their log-probabilities.
 	TopLogprobs [][]TokenLogprob
+	// Stopped is true for a sequence its caller ended early (GenerateHooks.Stop).
+	Stopped bool
 }
 
 // Generation holds the hypotheses of one input: beams best first, samples in the order of
@@ -203,6 +205,18 @@ func (s *Search) Done() bool {
 	return len(seqs) == 0
 }
 
+// stop ends stream j of greedy decoding or sampling now, keeping its tokens; it reports
+// whether the stream was still running. Beam search has no stream to end on its own.
+func (s *Search) stop(j int) bool {
+	ss, ok := s.s.(*sampleSearch)
+	if !ok || j < 0 || j >= len(ss.streams) || ss.streams[j].done {
+		return false
+	}
+	st := ss.streams[j]
+	st.done, st.stopped, st.seq = true, true, nil
+	return true
+}
+
 // Rows is the most sequences the search steps at once: its beams or samples.
 func (s *Search) Rows() int { return s.rows }
 
@@ -320,12 +334,13 @@ type sampleSearch struct {
 }
 
 type stream struct {
-	seq  *Sequence
-	rng  *rand.Rand
-	ids  []int
-	lps  []float64
-	top  [][]TokenLogprob // with topLogprobs
-	done bool
+	seq     *Sequence
+	rng     *rand.Rand
+	ids     []int
+	lps     []float64
+	top     [][]TokenLogprob // with topLogprobs
+	done    bool
+	stopped bool // ended by the caller (StopSet)
 }
 
 func newSampleSearch(m *Model, e *EncoderOutput, c genConfig) *sampleSearch {
@@ -361,6 +376,10 @@ func (s *sampleSearch) advance(logits []float32) error {
 		}
 		row := logits[r*V : (r+1)*V]
 		r++
+		lse := s.m.logSumExp(row)
+		if !finite(lse) {
+			return numericsError("the log-sum-exp of a logits row")
+		}
 		var tok int
 		if s.c.sample {
 			tok = s.sampleToken(row, st.rng)
@@ -368,7 +387,6 @@ func (s *sampleSearch) advance(logits []float32) error {
 			tok = s.m.Argmax(row)
 		}
 		st.ids = append(st.ids, tok)
-		lse := s.m.logSumExp(row)
 		st.lps = append(st.lps, float64(row[tok])-lse)
 		if s.c.topLogprobs > 0 {
 			st.top = append(st.top, topLogprobs(row, s.c.topLogprobs, lse))
@@ -388,7 +406,7 @@ func (s *sampleSearch) result() Generation {
 		for _, lp := range st.lps {
 			sum += lp
 		}
-		g.Hypotheses = append(g.Hypotheses, Hypothesis{IDs: st.ids, TokenLogprobs: st.lps, Score: sum, TopLogprobs: st.top})
+		g.Hypotheses = append(g.Hypotheses, Hypothesis{IDs: st.ids, TokenLogprobs: st.lps, Score: sum, TopLogprobs: st.top, Stopped: st.stopped})
 	}
 	return g
 }

@@ -22,6 +22,18 @@ var ErrInvalidInput = errors.New("infer: invalid input")
 // extra or mis-shaped tensors, unsupported dtypes).
 var ErrCheckpoint = errors.New("infer: invalid checkpoint")
 
+// ErrNumerics is wrapped by the errors of a forward pass whose outputs are not finite (NaN or
+// infinite logits or hidden states): a broken checkpoint, not a bad request.
+var ErrNumerics = errors.New("infer: model outputs are not finite")
+
+// numericsError reports non-finite outputs of the named pass.
+func numericsError(what string) error {
+	return fmt.Errorf("%w: %s is NaN or infinite (the checkpoint's weights are broken)", ErrNumerics, what)
+}
+
+// finite reports whether x is neither NaN nor infinite.
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
 // DefaultMaxTokens is the MaxTokens a zero LoadOptions gets.
 const DefaultMaxTokens = 2048
 
@@ -43,6 +55,10 @@ type LoadOptions struct {
 	// Kernels names the kernel path: "generic", "avx2" or "avx512"; "" picks the fastest
 	// this CPU runs. A path the CPU cannot run is an error.
 	Kernels string
+	// MemoryLimit bounds the memory the load may take (LoadBytes): a model that needs more
+	// is refused, wrapping ErrMemory, before anything is allocated. 0 means the memory the
+	// system can give now (SystemMemory); negative means no check.
+	MemoryLimit int64
 }
 
 // Model is a loaded T5 model. Its methods are safe for concurrent use; the Sequences they
@@ -201,6 +217,9 @@ func newModel(ctx context.Context, shape catalog.Shape, src tensors, opts LoadOp
 	if err != nil {
 		return nil, err
 	}
+	if err := checkLoadMemory(shape, opts); err != nil {
+		return nil, err
+	}
 	var dt mat.DType
 	switch opts.DType {
 	case catalog.F32:
@@ -244,6 +263,9 @@ func newModel(ctx context.Context, shape catalog.Shape, src tensors, opts LoadOp
 	m.pool = m.be.Pool()
 	if err := m.bind(ctx, src); err != nil {
 		m.be.Close()
+		if errors.Is(err, mat.ErrNoMemory) {
+			return nil, fmt.Errorf("%w: %w", ErrMemory, err)
+		}
 		return nil, err
 	}
 	m.buildBuckets()

@@ -113,6 +113,9 @@ func (m *Model) scoreBatch(ctx context.Context, pairs []ScorePair, results []Sco
 		logits = m.lmLogits(hidden[lo*d:hi*d], logits)
 		for r := lo; r < hi; r++ {
 			lp := m.logSoftmaxAt(logits[(r-lo)*V:(r-lo+1)*V], labels[r])
+			if !finite(lp) {
+				return numericsError("a target token's log-probability")
+			}
 			res := &results[owner[r]]
 			res.TokenLogprobs = append(res.TokenLogprobs, lp)
 			res.SumLogprob += lp
@@ -157,6 +160,9 @@ func (m *Model) Encode(ctx context.Context, inputs [][]int) ([]Encoding, error) 
 			}
 			mean := make([]float32, d)
 			for k := range mean {
+				if !finite(sum[k]) {
+					return nil, numericsError("an encoder hidden state")
+				}
 				mean[k] = float32(sum[k] / float64(sg.n))
 			}
 			out[c[0]+i] = Encoding{Hidden: h, Mean: mean}

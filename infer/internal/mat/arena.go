@@ -1,6 +1,12 @@
 package mat
 
-import "sync"
+import (
+	"errors"
+	"sync"
+)
+
+// ErrNoMemory is wrapped by the errors of an allocation the operating system refused.
+var ErrNoMemory = errors.New("infer: mat: out of memory")
 
 // arena owns the packed weights' memory: outside the Go heap where the OS allows
 // (anonymous mappings), so that the weights neither count towards the garbage collector's
@@ -15,13 +21,16 @@ type arena struct {
 func newArena() *arena { return &arena{} }
 
 // alloc returns n zeroed bytes aligned to 64 bytes.
-func (a *arena) alloc(n int) []byte {
-	b := mapAnon(n)
+func (a *arena) alloc(n int) ([]byte, error) {
+	b, err := mapAnon(n)
+	if err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	a.blocks = append(a.blocks, b)
 	a.total += int64(len(b))
 	a.mu.Unlock()
-	return b[:n:n]
+	return b[:n:n], nil
 }
 
 func (a *arena) size() int64 {

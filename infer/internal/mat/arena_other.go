@@ -4,10 +4,10 @@ package mat
 
 import "unsafe"
 
-func mapAnon(n int) []byte {
+func mapAnon(n int) ([]byte, error) {
 	b := make([]byte, n+64)
 	off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(b))) & 63)
-	return b[off : off+n : off+n]
+	return b[off : off+n : off+n], nil
 }
 
 func unmapAnon([]byte) error { return nil }

@@ -12,18 +12,20 @@ import (
 // while a decoder step streams the weights).
 const hugeMin = 4 << 20
 
-func mapAnon(n int) []byte {
+// mapAnon maps n zeroed bytes. A refused mapping (an address-space limit, no memory left)
+// is an error of the load, not the death of the process.
+func mapAnon(n int) ([]byte, error) {
 	if n == 0 {
-		return []byte{}
+		return []byte{}, nil
 	}
 	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
 	if err != nil {
-		panic(fmt.Sprintf("infer: mat: cannot map %d bytes for weights: %v", n, err))
+		return nil, fmt.Errorf("%w: cannot map %d bytes for weights: %w", ErrNoMemory, n, err)
 	}
 	if n >= hugeMin {
 		adviseHuge(b)
 	}
-	return b
+	return b, nil
 }
 
 func unmapAnon(b []byte) error {

@@ -115,20 +115,50 @@ func PackRowsT(buf []float32, rows [][]float32, off, n int) Packed {
 // PackedLen is the float32 length PackRows and PackRowsT need for an n×k weight.
 func PackedLen(n, k int) int { return (n + panel - 1) / panel * panel * k }
 
-func pack(src Source, dt DType, alloc func(int) []byte) (*Packed, error) {
+// PackedBytes is the memory Prepare takes for an n×k weight in dt (Packed.Bytes of the
+// result), so that a load can be priced before anything is allocated.
+func PackedBytes(n, k int, dt DType) int64 {
+	panels := int64((n + panel - 1) / panel)
+	switch dt {
+	case BF16:
+		return 2 * panels * int64(k) * panel
+	case Int8:
+		return panels*int64((k+3)/4)*4*panel + 8*panels*panel
+	}
+	return 4 * panels * int64(k) * panel
+}
+
+func pack(src Source, dt DType, alloc func(int) ([]byte, error)) (*Packed, error) {
 	n, k := src.Dims()
 	if n <= 0 || k <= 0 {
 		return nil, fmt.Errorf("infer: mat: cannot pack a %d×%d matrix", n, k)
 	}
 	w := &Packed{dt: dt, n: n, k: k, panels: (n + panel - 1) / panel}
+	var allocErr error
+	take := func(n int) []byte {
+		b, err := alloc(n)
+		if err != nil && allocErr == nil {
+			allocErr = err
+		}
+		return b
+	}
+	switch dt {
+	case F32:
+		w.f32 = asF32(take(4 * w.panels * k * panel))
+	case BF16:
+		w.bf16 = asU16(take(2 * w.panels * k * panel))
+	case Int8:
+		w.kq = (k + 3) / 4
+		w.i8 = asI8(take(w.panels * w.kq * 4 * panel))
+		w.scale = asF32(take(4 * w.panels * panel))
+		w.corr = asI32(take(4 * w.panels * panel))
+	}
+	if allocErr != nil {
+		return nil, allocErr
+	}
 	rows := make([]float32, panel*k)
 	switch dt {
 	case F32, BF16:
-		if dt == F32 {
-			w.f32 = asF32(alloc(4 * w.panels * k * panel))
-		} else {
-			w.bf16 = asU16(alloc(2 * w.panels * k * panel))
-		}
 		for p := range w.panels {
 			r := min(panel, n-p*panel)
 			if err := src.Float32(p*panel, rows[:r*k]); err != nil {
@@ -150,10 +180,6 @@ func pack(src Source, dt DType, alloc func(int) []byte) (*Packed, error) {
 			}
 		}
 	case Int8:
-		w.kq = (k + 3) / 4
-		w.i8 = asI8(alloc(w.panels * w.kq * 4 * panel))
-		w.scale = asF32(alloc(4 * w.panels * panel))
-		w.corr = asI32(alloc(4 * w.panels * panel))
 		q := make([]int8, panel*k)
 		qs, quantized := src.(QuantizedSource)
 		for p := range w.panels {
