@@ -63,7 +63,7 @@ func (m *Model) runEncoder(ctx context.Context, inputs [][]int) ([]*EncoderOutpu
 	outs := make([]*EncoderOutput, len(inputs))
 	for i, sg := range segs {
 		outs[i] = &EncoderOutput{
-			ids:    slices.Clone(inputs[i]),
+			ids: slices.Clone(inputs[i]),
 			// A copy, so that the batch's hidden states are not all kept alive by one input.
 			hidden: slices.Clone(hidden[sg.off*d : (sg.off+sg.n)*d]),
 			crossK: make([][]mat.Packed, nl),

@@ -126,8 +126,8 @@ func LoadBytes(shape catalog.Shape, opts LoadOptions) (int64, error) {
 	span := z.add(z.mul(2, int64(relSpan(shape, maxTokens))), 1)
 	bias := z.add(
 		z.mul(2, int64(shape.RelativeAttentionNumBuckets), int64(shape.NumHeads), 4), // as stored
-		z.mul(2, int64(shape.NumHeads), span, 4),                                       // per relative position
-		z.mul(2, span, 4),                                                              // buckets
+		z.mul(2, int64(shape.NumHeads), span, 4),                                     // per relative position
+		z.mul(2, span, 4),                                                            // buckets
 	)
 	total := z.add(head, z.mul(int64(shape.NumLayers), enc), z.mul(int64(shape.NumDecoderLayers), dec),
 		z.mul(2, int64(d), 4), bias)
