@@ -189,6 +189,20 @@ func (c *Checkpoint) Float32(name string) (v []float32, aliased bool, err error)
 	return DequantizeInt8(q, scales, t.Shape[0], t.Shape[1]), false, nil
 }
 
+// StoredBytes is the size of the stored data of every tensor the model uses (int8 scales
+// included) as Raw returns it, known from the headers before any tensor is read: what a
+// load that copies the weights costs.
+func (c *Checkpoint) StoredBytes() int64 {
+	var n int64
+	for _, t := range c.stored {
+		n += t.Bytes()
+		if t.DType == safetensors.I8 {
+			n += int64(t.Shape[0]) * 4 // the F32 row scales
+		}
+	}
+	return n
+}
+
 // Files lists the weight files the tensors came from.
 func (c *Checkpoint) Files() []string { return c.src.Files() }
 

@@ -29,7 +29,7 @@ const Version = "t5zoo-convert/1"
 
 // TokenizerFiles are copied unchanged from the source directory when present.
 func TokenizerFiles() []string {
-	return []string{"spiece.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "generation_config.json"}
+	return []string{TokenizerFile, "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "generation_config.json"}
 }
 
 // Options are the settings of one conversion. The zero value converts to float32.
@@ -46,8 +46,9 @@ type Options struct {
 }
 
 // Convert writes the checkpoint in src as a model directory dst in the requested dtype and
-// returns the t5zoo.json it wrote. dst is created if missing; its model files are replaced
-// atomically one by one, t5zoo.json last.
+// returns the t5zoo.json it wrote. The source's weights and its spiece.model (CheckTokenizer)
+// are checked before anything is written. dst is created if missing; its model files are
+// replaced atomically one by one, t5zoo.json last.
 func Convert(ctx context.Context, src, dst string, opts Options) (*Meta, error) {
 	dt := opts.DType
 	if dt == "" {
@@ -63,6 +64,11 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Meta, error) 
 	defer ck.Close()
 	if ck.Meta != nil && ck.Meta.Quantization != nil {
 		return nil, fmt.Errorf("convert %s: the source is already quantized (%s); convert from the float original", src, ck.Meta.Quantization.Scheme)
+	}
+	// A tokenizer that would fail at serve time fails the conversion instead, before a byte is
+	// written.
+	if err := CheckTokenizer(src); err != nil {
+		return nil, fmt.Errorf("convert %s: %w", src, err)
 	}
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return nil, fmt.Errorf("convert: %w", err)

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/convert/gguf"
 	"github.com/t5zoo/t5zoo/convert/safetensors"
-	"github.com/t5zoo/t5zoo/convert/spm"
 )
 
 // The Checkpoint presents its tensors under the HF names of Shape.Tensors() in a float type
@@ -55,19 +53,34 @@ func (c *Checkpoint) TensorData(name string) ([]byte, error) {
 	return safetensors.Float32Bytes(v), nil
 }
 
+// HFOptions are the settings of ExportHF. The zero value refuses a target that holds
+// anything.
+type HFOptions struct {
+	// Force lets the export replace a non-empty target directory, whole.
+	Force bool
+}
+
 // ExportHF writes the model in src as a plain Hugging Face directory dst that
 // T5ForConditionalGeneration.from_pretrained loads unchanged: config.json, model.safetensors
 // with HF's tensor selection (a tied model stores only shared.weight, as HF's own
 // save_pretrained does) in the stored float dtype — int8 models are dequantized to float32,
 // which HF can load — and the tokenizer files. t5zoo.json is not copied.
-func ExportHF(ctx context.Context, src, dst string) error {
+//
+// dst may be missing or an empty directory; a non-empty one is refused with ErrTargetExists
+// unless opts.Force. The export is built in a temporary sibling of dst and swapped in whole,
+// so a failed export leaves dst as it was and a forced one leaves nothing of the old dst.
+func ExportHF(ctx context.Context, src, dst string, opts HFOptions) error {
+	// Refuse early; writeDirTarget checks again when it swaps the export in.
+	if _, err := checkDirTarget(src, dst, opts.Force); err != nil {
+		return fmt.Errorf("export %s to %s: %w", src, dst, err)
+	}
 	ck, err := Open(src)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", src, err)
 	}
 	defer ck.Close()
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return fmt.Errorf("export: %w", err)
+	if err := CheckTokenizer(src); err != nil {
+		return fmt.Errorf("export %s: %w", src, err)
 	}
 	var w safetensors.Writer
 	w.SetMetadata("format", "pt")
@@ -86,9 +99,6 @@ func ExportHF(ctx context.Context, src, dst string) error {
 			return fmt.Errorf("export %s: %w", src, err)
 		}
 	}
-	if err := w.WriteFile(filepath.Join(dst, SafetensorsFile)); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
 	cfg := ck.Shape.HFConfig()
 	switch {
 	case len(dtypes) == 1 && dtypes[safetensors.BF16]:
@@ -96,17 +106,26 @@ func ExportHF(ctx context.Context, src, dst string) error {
 	case len(dtypes) == 1 && dtypes[safetensors.F16]:
 		cfg.TorchDtype = "float16"
 	}
-	b, err := json.MarshalIndent(cfg, "", "  ")
+	cb, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dst, "config.json"), append(b, '\n')); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	for _, name := range TokenizerFiles() {
-		if err := copyIfPresent(filepath.Join(src, name), filepath.Join(dst, name)); err != nil {
-			return fmt.Errorf("export: %w", err)
+	err = writeDirTarget(ctx, src, dst, opts.Force, func(dir string) error {
+		if err := w.WriteFile(filepath.Join(dir, SafetensorsFile)); err != nil {
+			return err
 		}
+		if err := writeFileAtomic(filepath.Join(dir, "config.json"), append(cb, '\n')); err != nil {
+			return err
+		}
+		for _, name := range TokenizerFiles() {
+			if err := copyIfPresent(filepath.Join(src, name), filepath.Join(dir, name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("export %s to %s: %w", src, dst, err)
 	}
 	return nil
 }
@@ -118,21 +137,30 @@ type GGUFOptions struct {
 	DType catalog.DType
 	// Name is written as general.name.
 	Name string
+	// Force lets the export replace an existing non-empty file.
+	Force bool
 }
 
 // ExportGGUF writes the model in src as one GGUF file at out for llama.cpp's T5 support,
-// with the tokenizer from src/spiece.model (docs/gguf.md has the mapping).
+// with the tokenizer from src/spiece.model (docs/gguf.md has the mapping). Everything,
+// including whether llama.cpp can represent the config, is checked before a byte is written;
+// the file is written to a temporary sibling and renamed over out, so a failed export leaves
+// no partial file. An existing non-empty out is refused with ErrTargetExists unless
+// opts.Force; a directory never is replaced.
 func ExportGGUF(ctx context.Context, src, out string, opts GGUFOptions) error {
+	if err := checkFileTarget(out, opts.Force); err != nil {
+		return fmt.Errorf("export %s: %w", src, err)
+	}
 	ck, err := Open(src)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", src, err)
 	}
 	defer ck.Close()
-	m, err := spm.Open(filepath.Join(src, "spiece.model"))
+	m, err := openTokenizer(src)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", src, err)
 	}
-	vocab, err := gguf.NewT5Vocab(m, 100)
+	vocab, err := gguf.NewT5Vocab(m, gguf.DefaultExtraIDs)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", src, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/t5zoo/t5zoo/catalog"
@@ -21,7 +22,7 @@ func TestExportHFReproducesHFFile(t *testing.T) {
 			if _, err := Convert(t.Context(), sourceDir(t, m, "pytorch_model.bin"), conv, Options{}); err != nil {
 				t.Fatal(err)
 			}
-			if err := ExportHF(t.Context(), conv, out); err != nil {
+			if err := ExportHF(t.Context(), conv, out, HFOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			got, _ := os.ReadFile(filepath.Join(out, SafetensorsFile))
@@ -42,7 +43,7 @@ func TestExportHFInt8(t *testing.T) {
 	if _, err := Convert(t.Context(), sourceDir(t, "tiny-relu", "model.safetensors"), q, Options{DType: catalog.Int8}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ExportHF(t.Context(), q, out); err != nil {
+	if err := ExportHF(t.Context(), q, out, HFOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	a, err := Open(q)
@@ -97,5 +98,59 @@ func TestExportGGUF(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An export that fails part way leaves its target as it was: no half-written directory for a
+// new target, the old files untouched for a forced one (finding 6 of issue 12).
+func TestExportHFFailureLeavesTarget(t *testing.T) {
+	src := sourceDir(t, "tiny-relu", "model.safetensors")
+	// The last file the export copies cannot be read.
+	if err := os.Mkdir(filepath.Join(src, "generation_config.json"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(t.TempDir(), "new")
+	if err := ExportHF(t.Context(), src, fresh, HFOptions{}); err == nil {
+		t.Fatal("export with an unreadable tokenizer file succeeded")
+	}
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Errorf("failed export left %s (%v)", fresh, err)
+	}
+	if es, _ := os.ReadDir(filepath.Dir(fresh)); len(es) != 0 {
+		t.Errorf("failed export left %d temporary entries", len(es))
+	}
+
+	old := t.TempDir()
+	if err := os.WriteFile(filepath.Join(old, "config.json"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ExportHF(t.Context(), src, old, HFOptions{Force: true}); err == nil {
+		t.Fatal("forced export with an unreadable tokenizer file succeeded")
+	}
+	es, _ := os.ReadDir(old)
+	if b, _ := os.ReadFile(filepath.Join(old, "config.json")); len(es) != 1 || string(b) != "old" {
+		t.Errorf("failed forced export changed the target: %d entries, config %q", len(es), b)
+	}
+
+	if err := ExportHF(t.Context(), src, src, HFOptions{Force: true}); err == nil {
+		t.Error("export over its own source succeeded")
+	}
+	if err := ExportHF(t.Context(), src, filepath.Join(src, "config.json"), HFOptions{Force: true}); err == nil {
+		t.Error("export over a file succeeded")
+	}
+}
+
+// A model llama.cpp would run with other position buckets than Hugging Face is refused
+// before any file is written (finding 7 of issue 12).
+func TestExportGGUFRefusesMaxDistance(t *testing.T) {
+	src := sourceDir(t, "tiny-relu", "model.safetensors")
+	editConfig(t, src, func(c map[string]any) { c["relative_attention_max_distance"] = 64 })
+	out := filepath.Join(t.TempDir(), "m.gguf")
+	err := ExportGGUF(t.Context(), src, out, GGUFOptions{})
+	if err == nil || !strings.Contains(err.Error(), "relative_attention_max_distance = 64") {
+		t.Fatalf("err = %v", err)
+	}
+	if es, _ := os.ReadDir(filepath.Dir(out)); len(es) != 0 {
+		t.Errorf("refused export left %d files", len(es))
 	}
 }

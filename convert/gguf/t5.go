@@ -269,8 +269,9 @@ func ExportT5(ctx context.Context, w io.Writer, shape catalog.Shape, src TensorS
 }
 
 // BuildT5 prepares the GGUF Writer of a T5 export (ExportT5 writes it; use WriteFile for an
-// atomic file). It checks everything before any byte is written: the shape is valid and its
-// FFN runs in llama.cpp (relu, or gated gelu_new); every tensor the shape needs is in src
+// atomic file). It checks everything before any byte is written: the shape is valid and
+// llama.cpp runs it as Hugging Face does (its FFN is relu or gated gelu_new, its
+// relative_attention_max_distance is llama.cpp's fixed 128, it has at least 4 buckets); every tensor the shape needs is in src
 // (shared.weight or one of its aliases) with the expected shape and a float dtype; src holds
 // no tensor a T5 of this shape lacks; the vocabulary fits vocab_size with unique tokens.
 // Tensor data is read and converted from src one tensor at a time when the file is written.
@@ -286,9 +287,8 @@ func buildT5(s catalog.Shape, src TensorSource, vocab Vocab, opts ExportOptions)
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	act, gated, _ := s.Activation()
-	if !(act == "relu" && !gated) && !(act == "gelu_new" && gated) {
-		return nil, fmt.Errorf("feed_forward_proj %q: llama.cpp's T5 graph runs relu (non-gated) or gelu_new (gated-gelu) FFNs only", s.FeedForwardProj)
+	if err := llamaCppCanRun(s); err != nil {
+		return nil, err
 	}
 	ft, err := fileType(opts.Type)
 	if err != nil {
@@ -410,6 +410,41 @@ func buildT5(s catalog.Shape, src TensorSource, vocab Vocab, opts ExportOptions)
 		}
 	}
 	return gw, nil
+}
+
+// LlamaCppMaxDistance is the relative_attention_max_distance llama.cpp's T5 uses for every
+// model: llama_relative_position_bucket in src/llama-graph.cpp (ggml-org/llama.cpp commit
+// 00395eb2) declares "const int64_t max_distance = 128; // TODO move to hparams if a T5
+// variant appears that uses a different value", and neither gguf-py's Keys nor
+// convert_hf_to_gguf.py's T5Model.set_gguf_parameters has a key for it.
+const LlamaCppMaxDistance = 128
+
+// llamaCppCanRun refuses a config that llama.cpp would load without complaint and then run
+// differently from Hugging Face; each rule cites the llama.cpp source it comes from
+// (docs/gguf.md, "What llama.cpp cannot represent"). What llama.cpp reads from a key —
+// num_buckets, layer_norm_epsilon, d_kv (key_length, so num_heads·d_kv may differ from
+// d_model), decoder depth, decoder_start_token_id, an untied lm_head (output) — passes.
+func llamaCppCanRun(s catalog.Shape) error {
+	// src/models/t5.cpp, build_ffn: ffn_gate present → LLM_FFN_GELU (ggml's tanh GELU, HF's
+	// gelu_new) in parallel, absent → LLM_FFN_RELU; no other activation.
+	act, gated, _ := s.Activation()
+	if !(act == "relu" && !gated) && !(act == "gelu_new" && gated) {
+		return fmt.Errorf("feed_forward_proj %q: llama.cpp's T5 graph runs relu (non-gated) or gelu_new (gated-gelu) FFNs only", s.FeedForwardProj)
+	}
+	if s.RelativeAttentionMaxDistance != LlamaCppMaxDistance {
+		return fmt.Errorf("relative_attention_max_distance = %d: llama.cpp has no key for it and hard-codes %d (llama_relative_position_bucket), so the exported model would attend with other position buckets than Hugging Face's", s.RelativeAttentionMaxDistance, LlamaCppMaxDistance)
+	}
+	// llama_relative_position_bucket halves the buckets for the bidirectional encoder and
+	// divides by half of that (max_exact): with 2 buckets max_exact is 0 and the bucket is
+	// log(x/0) converted to int32, undefined behaviour in C.
+	if s.RelativeAttentionNumBuckets < 4 {
+		return fmt.Errorf("relative_attention_num_buckets = %d: llama.cpp's bucket function divides by zero below 4", s.RelativeAttentionNumBuckets)
+	}
+	// {arch}.context_length is a uint32 (gguf-py add_context_length).
+	if s.NPositions > math.MaxUint32 {
+		return fmt.Errorf("n_positions = %d does not fit GGUF's uint32 context_length", s.NPositions)
+	}
+	return nil
 }
 
 // addT5Tensor queues one tensor whose data is read from src and converted when written.

@@ -446,3 +446,54 @@ func TestExportErrors(t *testing.T) {
 		t.Errorf("export with decoder.embed_tokens.weight only: %v", err)
 	}
 }
+
+// BuildT5 refuses a config that llama.cpp would load and run differently from Hugging Face
+// (finding 7 of issue 12: relative_attention_max_distance has no GGUF key and llama.cpp
+// hard-codes 128), and accepts the variants it does represent.
+func TestExportLlamaCppLimits(t *testing.T) {
+	g := loadGolden(t, "tiny-relu")
+	setBuckets := func(n int) func(*catalog.Shape, mapSource) {
+		return func(s *catalog.Shape, m mapSource) {
+			s.RelativeAttentionNumBuckets = n
+			for _, name := range []string{"encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"} {
+				m.shapes[name] = []int{n, s.NumHeads}
+			}
+		}
+	}
+	refused := map[string]struct {
+		edit func(*catalog.Shape, mapSource)
+		want string
+	}{
+		"max distance 64":  {func(s *catalog.Shape, _ mapSource) { s.RelativeAttentionMaxDistance = 64 }, "relative_attention_max_distance = 64"},
+		"max distance 256": {func(s *catalog.Shape, _ mapSource) { s.RelativeAttentionMaxDistance = 256 }, "hard-codes 128"},
+		"2 buckets":        {setBuckets(2), "relative_attention_num_buckets = 2"},
+		"n_positions 2^33": {func(s *catalog.Shape, _ mapSource) { s.NPositions = 1 << 33 }, "n_positions"},
+		"gated relu":       {func(s *catalog.Shape, _ mapSource) { s.FeedForwardProj = "gated-relu" }, "feed_forward_proj"},
+		"plain gelu":       {func(s *catalog.Shape, _ mapSource) { s.FeedForwardProj = "gelu" }, "feed_forward_proj"},
+	}
+	for name, c := range refused {
+		t.Run(name, func(t *testing.T) {
+			s, m := g.shape, goldenMap(t, g)
+			c.edit(&s, m)
+			_, err := BuildT5(s, m, g.vocab, ExportOptions{})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("BuildT5 = %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+	accepted := map[string]func(*catalog.Shape, mapSource){
+		"64 buckets":             setBuckets(64),
+		"layer_norm_epsilon":     func(s *catalog.Shape, _ mapSource) { s.LayerNormEpsilon = 1e-5 },
+		"decoder_start_token_id": func(s *catalog.Shape, _ mapSource) { s.DecoderStartTokenID = 3 },
+		"no n_positions":         func(s *catalog.Shape, _ mapSource) { s.NPositions = 0 },
+	}
+	for name, edit := range accepted {
+		t.Run(name, func(t *testing.T) {
+			s, m := g.shape, goldenMap(t, g)
+			edit(&s, m)
+			if _, err := BuildT5(s, m, g.vocab, ExportOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

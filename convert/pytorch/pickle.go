@@ -15,12 +15,15 @@ import (
 // CPython Lib/pickletools.py.
 
 // Limits on what one pickle may build; a state dict of the largest T5 has ~1,000 entries and
-// its pickle is a few hundred kB.
+// its pickle is a few hundred kB, about 25 values per entry. maxValues bounds everything the
+// machine creates (each value is pushed once), so a pickle of one-byte opcodes cannot turn
+// 64 MiB into a gigabyte of interface slots: 2^22 values (64 MiB of slots) is ~160k tensors.
 const (
 	maxPickleBytes = 64 << 20
 	maxStackDepth  = 1 << 16
 	maxMemo        = 1 << 22
 	maxContainer   = 1 << 22
+	maxValues      = 1 << 22
 )
 
 // global is a resolved GLOBAL: a callable or type the pickle names.
@@ -69,6 +72,7 @@ type machine struct {
 	data    []byte
 	pos     int
 	stack   []any
+	pushes  int // values created so far, bounded by maxValues
 	memo    map[int64]any
 	persist func(tuple) (any, error)
 	call    func(fn global, args tuple) (any, error)
@@ -114,6 +118,9 @@ func (m *machine) uint(n int) (uint64, error) {
 func (m *machine) push(v any) error {
 	if len(m.stack) >= maxStackDepth {
 		return m.errorf("stack deeper than %d", maxStackDepth)
+	}
+	if m.pushes++; m.pushes > maxValues {
+		return m.errorf("more than %d values: not a state dict", maxValues)
 	}
 	m.stack = append(m.stack, v)
 	return nil

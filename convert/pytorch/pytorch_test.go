@@ -177,10 +177,11 @@ func TestBadStateDicts(t *testing.T) {
 		{"builtins eval", zipWith(t, (&pickle{}).op(0x80, 2).global("builtins", "eval").op('.').Bytes(), nil), "not allowed"},
 		{"non contiguous", zipWith(t, tensorPickle("w", 4, 0, []int32{2, 2}, []int32{1, 2}), good), "not contiguous"},
 		{"past storage", zipWith(t, tensorPickle("w", 4, 2, []int32{2, 2}, []int32{2, 1}), good), "outside storage"},
-		{"storage too short", zipWith(t, tensorPickle("w", 8, 0, []int32{2, 2}, []int32{2, 1}), good), "need 32"},
+		{"storage too short", zipWith(t, tensorPickle("w", 8, 0, []int32{2, 2}, []int32{2, 1}), good), "needs 32"},
 		{"missing storage", zipWith(t, tensorPickle("w", 4, 0, []int32{2, 2}, []int32{2, 1}), nil), "no entry data/0"},
 		{"truncated pickle", zipWith(t, tensorPickle("w", 4, 0, []int32{2, 2}, []int32{2, 1})[:40], good), "truncated"},
 		{"not a dict", zipWith(t, (&pickle{}).op(0x80, 2, 'N', '.').Bytes(), nil), "not a state dict"},
+		{"too many values", zipWith(t, append(append([]byte{0x80, 2, ']'}, bytes.Repeat([]byte{'N', 'a'}, maxValues)...), '.'), nil), "more than 4194304 values"},
 		{"unknown opcode", zipWith(t, []byte{0x80, 2, 'i', '.'}, nil), "opcode 0x69"},
 		{"not zip", []byte("hello, this is not a zip file at all"), "not a PyTorch zip archive"},
 		{"legacy", append([]byte(legacyMagic), 0, 0, 0), "legacy torch.save format"},
@@ -227,7 +228,7 @@ func FuzzReader(f *testing.F) {
 	}
 	for _, zf := range zr.File {
 		if strings.HasSuffix(zf.Name, "data.pkl") {
-			pkl, err := readEntry(zf, maxPickleBytes)
+			pkl, err := (&File{size: int64(len(data))}).readEntry(zf, maxPickleBytes)
 			if err != nil {
 				f.Fatal(err)
 			}

@@ -3,9 +3,12 @@ package safetensors
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -102,4 +105,28 @@ func FuzzOpen(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A header cannot make the parser allocate far more than its own size: a tensor of rank one
+// million (a shape of zeros is 2 bytes a dimension and a valid empty tensor) is refused
+// before it is decoded.
+func TestHugeRankRefused(t *testing.T) {
+	shape := strings.Repeat("0,", 1<<20) + "0"
+	file := build(`{"a":{"dtype":"F32","shape":[`+shape+`],"data_offsets":[0,0]}}`, 0)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := ParseHeader(file, int64(len(file)))
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrFormat) {
+		t.Fatalf("err = %v, want ErrFormat", err)
+	}
+	// json.Decoder buffers the entry and RawMessage copies it (about 5x); decoding it, as the
+	// old code did, took 20x.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 8*uint64(len(file)) {
+		t.Errorf("refusing a %d-byte header allocated %d bytes", len(file), got)
+	}
+	ok := build(`{"a":{"dtype":"F32","shape":[`+strings.Repeat("1,", maxRank-1)+`1],"data_offsets":[0,4]}}`, 4)
+	if _, err := ParseHeader(ok, int64(len(ok))); err != nil {
+		t.Errorf("rank %d: %v", maxRank, err)
+	}
 }

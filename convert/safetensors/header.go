@@ -5,8 +5,10 @@
 //
 // The reader validates a header as strictly as the reference implementation and a little
 // more: it rejects a header longer than 100 MB, a header that is not one UTF-8 JSON object
-// (optionally padded with whitespace), duplicate keys, unknown fields, unknown dtypes, shapes
-// whose element count times the dtype width differs from the byte range, ranges outside the
+// (optionally padded with whitespace), duplicate keys, unknown fields, unknown dtypes, tensor
+// entries over 64 KiB or of more than 64 dimensions (refused before they are decoded, so a
+// header cannot decode into many times its size), shapes whose element count overflows or
+// times the dtype width differs from the byte range, ranges outside the
 // file, and gaps, overlaps or trailing bytes in the data section. Open maps a file into
 // memory (mmap where the platform has it) so that float32 tensors are used in place.
 package safetensors
@@ -27,6 +29,16 @@ import (
 // MaxHeaderSize bounds the JSON header, as the reference implementation does
 // (safetensors MAX_HEADER_SIZE = 100,000,000 bytes).
 const MaxHeaderSize = 100_000_000
+
+// maxRank bounds a tensor's dimensions (numpy's NPY_MAXDIMS is 64): no model has more, and
+// without a bound a header of zeros ("shape":[0,0,...], a valid empty tensor) would decode
+// into several times its size in memory.
+const maxRank = 64
+
+// maxTensorEntry bounds the JSON of one tensor entry: dtype, maxRank dimensions and two
+// offsets take under 2 kB even pretty-printed, and a larger entry is refused before it is
+// decoded.
+const maxTensorEntry = 64 << 10
 
 // metadataKey is the reserved header key for the string-to-string metadata map.
 const metadataKey = "__metadata__"
@@ -215,6 +227,9 @@ func parseTensor(name string, raw json.RawMessage) (TensorInfo, error) {
 	if name == "" {
 		return TensorInfo{}, formatErr("tensor with an empty name")
 	}
+	if len(raw) > maxTensorEntry {
+		return TensorInfo{}, formatErr("tensor %q: entry of %d bytes, at most %d", name, len(raw), maxTensorEntry)
+	}
 	if err := checkKeys(raw, "dtype", "shape", "data_offsets"); err != nil {
 		return TensorInfo{}, fmt.Errorf("tensor %q: %w", name, err)
 	}
@@ -230,6 +245,9 @@ func parseTensor(name string, raw json.RawMessage) (TensorInfo, error) {
 	t := TensorInfo{Name: name, DType: DType(*rt.DType)}
 	if !t.DType.Valid() {
 		return TensorInfo{}, formatErr("tensor %q: unknown dtype %q", name, *rt.DType)
+	}
+	if len(*rt.Shape) > maxRank {
+		return TensorInfo{}, formatErr("tensor %q: %d dimensions, at most %d", name, len(*rt.Shape), maxRank)
 	}
 	t.Shape = make([]int, len(*rt.Shape))
 	elems := uint64(1)

@@ -20,6 +20,7 @@ package spm
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 
@@ -77,11 +78,30 @@ type Model struct {
 // ErrFormat is wrapped by every error about data that is not a valid SentencePiece model.
 var ErrFormat = errors.New("spm: invalid SentencePiece model")
 
-// Open reads and parses the model at path.
+// MaxModelSize bounds the file Open reads: T5's spiece.model is 792 kB and the largest
+// SentencePiece vocabularies in use (256k pieces) are about 5 MB.
+const MaxModelSize = 64 << 20
+
+// Open reads and parses the model at path, a regular file of at most MaxModelSize bytes.
 func Open(path string) (*Model, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("spm: open: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("spm: open: %w", err)
+	}
+	if !st.Mode().IsRegular() || st.Size() > MaxModelSize {
+		return nil, fmt.Errorf("spm: open %s: %w: %d bytes (a regular file of at most %d expected)", path, ErrFormat, st.Size(), MaxModelSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxModelSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("spm: open %s: %w", path, err)
+	}
+	if len(data) > MaxModelSize {
+		return nil, fmt.Errorf("spm: open %s: %w: grew past %d bytes while read", path, ErrFormat, MaxModelSize)
 	}
 	m, err := Parse(data)
 	if err != nil {

@@ -157,3 +157,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Open refuses a file larger than any SentencePiece model before reading it.
+func TestOpenTooLarge(t *testing.T) {
+	p := t.TempDir() + "/spiece.model"
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sparse: a size, not data.
+	if err := f.Truncate(MaxModelSize + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := Open(p); !errors.Is(err, ErrFormat) {
+		t.Fatalf("err = %v, want ErrFormat", err)
+	}
+	if _, err := Open(t.TempDir()); !errors.Is(err, ErrFormat) {
+		t.Fatalf("a directory: err = %v, want ErrFormat", err)
+	}
+}

@@ -1,0 +1,146 @@
+package convert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// ErrTargetExists is wrapped when an export's target already holds something and the export
+// was not told to replace it (HFOptions.Force, GGUFOptions.Force).
+var ErrTargetExists = errors.New("convert: export target exists")
+
+// checkDirTarget reports whether dst may receive a directory export, and whether it exists:
+// a missing path or an empty directory may; a non-empty directory only with force; anything
+// else (a file, a link) never, nor the source directory itself.
+func checkDirTarget(src, dst string, force bool) (exists bool, err error) {
+	st, err := os.Lstat(dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !st.IsDir() {
+		return true, fmt.Errorf("target %s exists and is not a directory", dst)
+	}
+	if sst, err := os.Stat(src); err == nil && os.SameFile(sst, st) {
+		return true, fmt.Errorf("target %s is the source directory", dst)
+	}
+	if force {
+		return true, nil
+	}
+	f, err := os.Open(dst)
+	if err != nil {
+		return true, err
+	}
+	defer f.Close()
+	if _, err := f.Readdirnames(1); err == nil {
+		return true, fmt.Errorf("%w: %s is not empty; replacing it needs force", ErrTargetExists, dst)
+	} else if err != io.EOF {
+		return true, err
+	}
+	return true, nil
+}
+
+// writeDirTarget builds a directory with fill in a temporary sibling of dst and swaps it in
+// whole, so that dst is never half written and never mixes old files with new ones. A
+// failed or cancelled fill leaves dst as it was.
+func writeDirTarget(ctx context.Context, src, dst string, force bool, fill func(dir string) error) (err error) {
+	exists, err := checkDirTarget(src, dst, force)
+	if err != nil {
+		return err
+	}
+	parent := filepath.Dir(dst)
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// After a swap tmp holds the old target; after a failure, the partial export.
+		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = rerr
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	if err := fill(tmp); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !exists {
+		if err := os.Rename(tmp, dst); err != nil {
+			return err
+		}
+	} else if err := swapDirs(tmp, dst); err != nil {
+		return err
+	}
+	return syncDir(parent)
+}
+
+// swapDirs exchanges the directories a and b: atomically where the platform can
+// (exchangeDirs), otherwise by moving b aside, moving a into place and moving b's old
+// contents to a's name (a failed second move puts b back).
+func swapDirs(a, b string) error {
+	if err := exchangeDirs(a, b); err == nil {
+		return nil
+	}
+	aside, err := os.MkdirTemp(filepath.Dir(b), "."+filepath.Base(b)+".old-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(aside)
+	prev := filepath.Join(aside, "prev")
+	if err := os.Rename(b, prev); err != nil {
+		return err
+	}
+	if err := os.Rename(a, b); err != nil {
+		if rerr := os.Rename(prev, b); rerr != nil {
+			return fmt.Errorf("%w (and restoring %s failed: %w; its files are in %s)", err, b, rerr, prev)
+		}
+		return err
+	}
+	return os.Rename(prev, a)
+}
+
+// syncDir makes renames in dir durable. EINVAL means the file system cannot sync a
+// directory, which leaves nothing to do.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// checkFileTarget reports whether out may receive a file export: a missing path or an empty
+// regular file may; a non-empty regular file only with force; a directory or anything else
+// never.
+func checkFileTarget(out string, force bool) error {
+	st, err := os.Lstat(out)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("target %s exists and is not a regular file", out)
+	}
+	if st.Size() > 0 && !force {
+		return fmt.Errorf("%w: %s exists; replacing it needs force", ErrTargetExists, out)
+	}
+	return nil
+}
