@@ -92,8 +92,8 @@ func (c *Cache) List(ctx context.Context) ([]LocalModel, error) {
 }
 
 // Remove deletes ref's local model: first its manifest (so that it stops being whole at
-// once), then its directory and any partial pull of it. It returns an error wrapping
-// ErrNotFound when there was nothing to remove.
+// once), then its directory and any partial pull of it that no pull is using. It returns an
+// error wrapping ErrNotFound when there was nothing to remove.
 func (c *Cache) Remove(ctx context.Context, ref Ref) error {
 	unlock, err := c.lock(ctx, ref, nil)
 	if err != nil {
@@ -125,7 +125,9 @@ func (c *Cache) Remove(ctx context.Context, ref Ref) error {
 	return nil
 }
 
-// removePartials deletes the partial pulls of ref other than keep, returning how many.
+// removePartials deletes the partial pulls of ref other than keep, returning how many. A
+// partial directory that a pull is using (its lock is held: a pull of another tag with the
+// same manifest) is left alone.
 func (c *Cache) removePartials(ref Ref, keep string) int {
 	root := filepath.Join(c.root, "partial")
 	entries, err := os.ReadDir(root)
@@ -139,11 +141,21 @@ func (c *Cache) removePartials(ref Ref, keep string) int {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(dir, "ref"))
-		if err == nil && strings.TrimSpace(string(b)) == ref.String() {
-			if os.RemoveAll(dir) == nil {
-				n++
-			}
+		if err != nil || strings.TrimSpace(string(b)) != ref.String() {
+			continue
 		}
+		d, err := ParseDigest(digestPrefix + e.Name())
+		if err != nil {
+			continue
+		}
+		fl := flock.New(c.path(partialLockPathSpec{d}))
+		if ok, err := fl.TryLock(); err != nil || !ok {
+			continue
+		}
+		if os.RemoveAll(dir) == nil {
+			n++
+		}
+		fl.Unlock()
 	}
 	return n
 }
@@ -151,7 +163,19 @@ func (c *Cache) removePartials(ref Ref, keep string) int {
 // lock takes the file lock of ref, waiting (until ctx ends) while another goroutine or
 // process holds it.
 func (c *Cache) lock(ctx context.Context, ref Ref, log *slog.Logger) (unlock func(), err error) {
-	p := c.path(lockPathSpec{ref})
+	return c.lockFile(ctx, c.path(lockPathSpec{ref}), log, "waiting for another pull of the same model", "ref", ref.String())
+}
+
+// lockPartial takes the file lock of the partial directory of manifest, which pulls of
+// every tag holding that manifest share.
+func (c *Cache) lockPartial(ctx context.Context, manifest Digest, log *slog.Logger) (unlock func(), err error) {
+	return c.lockFile(ctx, c.path(partialLockPathSpec{manifest}), log, "waiting for another pull of the same manifest", "manifest", manifest.Short())
+}
+
+// lockFile takes the flock of p, waiting until ctx ends; log, if not nil, hears of a wait.
+// Goroutines of one process exclude each other too: each lock opens p anew, and flock(2)
+// locks belong to the open file.
+func (c *Cache) lockFile(ctx context.Context, p string, log *slog.Logger, waiting string, args ...any) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, err
 	}
@@ -162,7 +186,7 @@ func (c *Cache) lock(ctx context.Context, ref Ref, log *slog.Logger) (unlock fun
 	}
 	if !ok {
 		if log != nil {
-			log.Warn("waiting for another pull of the same model", "ref", ref.String(), "lock", p)
+			log.Warn(waiting, append(args, "lock", p)...)
 		}
 		if ok, err = fl.TryLockContext(ctx, 50*time.Millisecond); err != nil || !ok {
 			return nil, fmt.Errorf("waiting for lock %s: %w", p, errors.Join(err, ctx.Err()))

@@ -58,22 +58,31 @@ func newCodec(e encoding, concurrency int) (*codec, error) {
 // encode appends the compressed form of src to dst.
 func (c *codec) encode(dst, src []byte) []byte { return c.enc.EncodeAll(src, dst[:0]) }
 
-// decoder returns a streaming decoder reading r. Release it with putDecoder.
-func (c *codec) decoder(r io.Reader) (*zstd.Decoder, error) {
+// decoder returns a streaming decoder of r for content of at most limit bytes (a chunk's
+// length). A frame may declare a window, or (single-segment) a content size, of at most
+// twice limit (and at least zstd's 1 KiB minimum): encoders round a window up to a power of
+// two that holds the content (klauspost's EncodeAll declares 2 KiB for 1024 bytes), so
+// every honest blob fits, and the decoder refuses a larger claim before it allocates the
+// window. One decoder so holds at most 2·limit bytes of history plus its block buffers,
+// whatever the stream says; the content itself is cut off at limit by the caller. Release
+// the decoder with putDecoder.
+func (c *codec) decoder(r io.Reader, limit int64) (*zstd.Decoder, error) {
+	window := uint64(max(2*limit, zstd.MinWindowSize))
+	// In streaming mode MaxMemory caps the window too; both are set so that neither of the
+	// decoder's checks (frame header, first block) lets a larger one through.
+	bounds := []zstd.DOption{zstd.WithDecoderMaxWindow(window), zstd.WithDecoderMaxMemory(window)}
 	if d, ok := c.decoders.Get().(*zstd.Decoder); ok {
-		if err := d.Reset(r); err != nil {
+		if err := d.ResetWithOptions(r, bounds...); err != nil {
 			d.Close()
 			return nil, err
 		}
 		return d, nil
 	}
-	return zstd.NewReader(r,
+	return zstd.NewReader(r, append([]zstd.DOption{
 		zstd.WithDecoderConcurrency(1), // synchronous; chunks run in parallel instead
-		zstd.WithDecoderMaxWindow(MaxChunkLength),
-		zstd.WithDecoderMaxMemory(MaxChunkLength+1<<20),
 		zstd.WithDecoderLowmem(true),
 		zstd.IgnoreChecksum(true), // the caller checks the sha256 of the content
-	)
+	}, bounds...)...)
 }
 
 func (c *codec) putDecoder(d *zstd.Decoder) {
@@ -116,6 +125,9 @@ func classifyDecodeError(d Digest, err error) error {
 	var de *DigestError
 	if errors.As(err, &de) {
 		return err
+	}
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return fmt.Errorf("%w %s: the stream declares a window or size larger than its chunk: %w", ErrCorrupt, d.Short(), err)
 	}
 	return fmt.Errorf("%w %s: %w", ErrCorrupt, d.Short(), err)
 }

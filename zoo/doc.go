@@ -5,11 +5,13 @@
 // plain model directories ready for mmap.
 //
 // The format is specified in docs/registry.md; the object tree is documented once, on
-// pathFor. Pulls fetch chunks in parallel, verify every digest before a chunk counts as
-// written, resume from a journal after a crash, take a file lock per reference so that
-// concurrent pulls share one download, and write the local manifest last: a model is either
-// whole (its manifest is present) or absent. Pushes validate the model directory first, skip
-// blobs the store already holds and write the manifest last.
+// pathFor. Pulls fetch chunks in parallel with bounded memory and stall, rate and deadline
+// limits, verify every chunk's digest before it counts as written and every file's before
+// the model appears, resume from a journal after a crash, take file locks per reference and
+// per manifest so that concurrent pulls share one download, repair a damaged local copy,
+// and write the local manifest last: a model is either whole (its manifest is present) or
+// absent. Pushes validate the model directory (against the catalog's shape, for a shape
+// name) first, skip blobs the store already holds and write the manifest last.
 //
 // zoo imports nothing from t5zoo but catalog; it reads no environment variables (cmd/t5zoo
 // does, and passes what it read in through the option structs).

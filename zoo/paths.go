@@ -21,6 +21,7 @@ type (
 	modelDirPathSpec      struct{ ref Ref }
 	partialDirPathSpec    struct{ manifest Digest }
 	lockPathSpec          struct{ ref Ref }
+	partialLockPathSpec   struct{ manifest Digest }
 	registryDirPathSpec   struct{}
 )
 
@@ -46,7 +47,9 @@ type (
 //	│   ├── files/                       the model directory being filled (renamed into models/)
 //	│   ├── journal                      one line per chunk written: "<path> <offset> <digest>"
 //	│   └── ref                          NAME:TAG, for cleaning up superseded partial pulls
-//	└── locks/<sha256(NAME:TAG)>.lock    flock(2) held while pulling or removing NAME:TAG
+//	└── locks/
+//	    ├── <sha256(NAME:TAG)>.lock      flock(2) held while pulling or removing NAME:TAG
+//	    └── partial-<manifest-hex>.lock  flock(2) held while using partial/<manifest-hex>/
 //
 // Every component comes from a validated Ref or Digest, so no path escapes its root.
 func pathFor(spec any) string {
@@ -64,6 +67,8 @@ func pathFor(spec any) string {
 	case lockPathSpec:
 		sum := sha256.Sum256([]byte(s.ref.String()))
 		return path.Join("locks", hex.EncodeToString(sum[:])+".lock")
+	case partialLockPathSpec:
+		return path.Join("locks", "partial-"+s.manifest.Hex()+".lock")
 	case registryDirPathSpec:
 		return "registry"
 	}

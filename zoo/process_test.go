@@ -215,3 +215,60 @@ func TestPullTwoProcesses(t *testing.T) {
 		})
 	}
 }
+
+// TestPullTwoProcessesIdenticalManifests pulls two tags holding the same manifest bytes in
+// two processes at once: both succeed, and the chunks are downloaded once between them.
+func TestPullTwoProcessesIdenticalManifests(t *testing.T) {
+	t.Parallel()
+	for name, open := range processStores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			store, spec := open(t)
+			res, err := zoo.Push(t.Context(), store, testModel, zoo.MustParseRef("acme/m:1"), zoo.PushOptions{ChunkSize: zootest.ChunkSize})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := store.GetManifest(t.Context(), zoo.MustParseRef("acme/m:1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := store.PutManifest(t.Context(), zoo.MustParseRef("acme/m:2"), data); err != nil {
+				t.Fatal(err)
+			}
+			cacheDir := t.TempDir()
+			refs := [2]string{"acme/m:1", "acme/m:2"}
+			var cmds [2]*exec.Cmd
+			var outs, errs [2]bytes.Buffer
+			for i := range cmds {
+				cmds[i] = child(t, spec, cacheDir, refs[i], "ZOO_TEST_GET_DELAY=3ms", "ZOO_TEST_CONCURRENCY=2")
+				cmds[i].Stdout, cmds[i].Stderr = &outs[i], &errs[i]
+				if err := cmds[i].Start(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			gets := 0
+			for i, cmd := range cmds {
+				if err := cmd.Wait(); err != nil {
+					t.Fatalf("child pulling %s: %v; stderr: %s", refs[i], err, errs[i].String())
+				}
+				var r childResult
+				if err := json.NewDecoder(bufio.NewReader(&outs[i])).Decode(&r); err != nil {
+					t.Fatalf("child %d output %q: %v", i, outs[i].String(), err)
+				}
+				gets += r.Gets
+			}
+			if gets != res.Manifest.Chunks() {
+				t.Errorf("two processes made %d GETs for %d chunks", gets, res.Manifest.Chunks())
+			}
+			c, _ := zoo.OpenCache(cacheDir)
+			for _, ref := range refs {
+				if err := c.Verify(t.Context(), zoo.MustParseRef(ref), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if entries, _ := os.ReadDir(filepath.Join(cacheDir, "partial")); len(entries) != 0 {
+				t.Errorf("partial left after both pulls: %v", entries)
+			}
+		})
+	}
+}

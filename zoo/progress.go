@@ -13,13 +13,23 @@ import (
 )
 
 // Progress reports how far a transfer of one file has got. Pull, Push and Verify send one
-// with Completed 0 for every file first, then one after every piece of work; Completed can go
-// back when a chunk is retried. A callback is never called concurrently with itself.
+// with Completed 0 for every file first, then one after every piece of work. A callback is
+// never called concurrently with itself.
 type Progress struct {
-	File      string // the file's path in the model directory
-	Digest    Digest // the file's sha256
-	Total     int64  // the file's size
-	Completed int64  // bytes written (pull), read and stored (push) or checked (verify)
+	File   string // the file's path in the model directory
+	Digest Digest // the file's sha256
+	Total  int64  // the file's size
+	// Completed is the bytes in place: written, reused or checked (pull), read and stored
+	// (push) or checked (verify). It can go back: a failed chunk's bytes are taken off before
+	// it is retried, and a pull that finds a present model damaged starts its repair from 0.
+	Completed int64
+	// Fetched is the bytes of this file's content that this pull fetched from the store:
+	// it grows by a chunk's length once that chunk's digest has matched, so each chunk
+	// counts once however often it was retried, and it never decreases. Bytes the pull did
+	// not move — files linked or copied from local models, chunks resumed from a partial
+	// pull or salvaged from a damaged copy, a model already whole — are not in it. Always 0
+	// in Push and Verify. Summing each file's last Fetched gives the bytes a pull moved.
+	Fetched int64
 }
 
 // progressReporter serialises Progress updates from concurrent workers.
@@ -60,6 +70,18 @@ func (p *progressReporter) add(file string, n int64) {
 	defer p.mu.Unlock()
 	pr := p.files[file]
 	pr.Completed = min(max(pr.Completed+n, 0), pr.Total)
+	p.fn(*pr)
+}
+
+// fetched adds n to a file's Fetched (and nothing to Completed, which the transfer moved).
+func (p *progressReporter) fetched(file string, n int64) {
+	if p == nil || p.fn == nil || n == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pr := p.files[file]
+	pr.Fetched += n
 	p.fn(*pr)
 }
 

@@ -57,6 +57,12 @@ type PushOptions struct {
 	Logger *slog.Logger
 	// Retry is the policy for transient failures; the zero value is the default policy.
 	Retry RetryPolicy
+	// Catalog, if not nil, is the catalog of shapes: a model pushed under a shape name
+	// (t5-efficient-...) must have that shape in its config.json — the published config for
+	// a published name, the name grammar's for another — or the push fails with
+	// ErrInvalidModel naming the differences. nil: no check. cmd/t5zoo passes the embedded
+	// catalog.
+	Catalog *catalog.Catalog
 
 	encoding encoding // zero: defaultEncoding(); set by the benchmarks that chose it
 }
@@ -121,6 +127,9 @@ func push(ctx context.Context, store Store, dir string, ref Ref, opts PushOption
 	}
 	log := opts.Logger.With("ref", ref.String())
 	if err := ValidateModelDir(dir); err != nil {
+		return nil, err
+	}
+	if err := checkCatalogShape(opts.Catalog, dir, ref); err != nil {
 		return nil, err
 	}
 	if opts.Validate != nil {

@@ -113,6 +113,7 @@ func TestPathFor(t *testing.T) {
 		{manifestPathSpec{r}, "manifests/acme/sst2/_tags/v1"},
 		{modelDirPathSpec{r}, "models/acme/sst2/_tags/v1"},
 		{partialDirPathSpec{d}, "partial/" + d.Hex()},
+		{partialLockPathSpec{d}, "locks/partial-" + d.Hex() + ".lock"},
 		{registryDirPathSpec{}, "registry"},
 	} {
 		if got := pathFor(tc.spec); got != tc.want {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +25,7 @@ func newPullCmd() *cobra.Command {
 	var (
 		flags      transferFlags
 		fromHubToo bool
+		timeout    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "pull NAME[:TAG]",
@@ -33,9 +35,14 @@ unset, the local registry in $T5ZOO_HOME/registry) into $T5ZOO_HOME/models, as a
 directory that run and score load. Shape names are canonical: base-nl36 and
 google/t5-efficient-base-nl36 both name t5-efficient-base-nl36.
 
-Chunks download in parallel and each is verified before it counts; an interrupted pull
-resumes where it stopped; files other local models already hold are linked, not downloaded.
-The model appears only when it is whole.
+Chunks download in parallel and each is verified before it counts, then every file's
+sha256; an interrupted pull resumes where it stopped; files other local models already hold
+are linked, not downloaded, once they verify. The model appears only when it is whole. A
+transfer that stalls or crawls (under 1 KiB/s over 30s) is retried; --timeout bounds the
+whole pull.
+
+Pulling a model that is already present re-hashes it, as verify does, and repairs what is
+damaged: only the damaged chunks are downloaded again.
 
 A published catalog shape that the registry lacks can be imported from the Hugging Face
 Hub first (as t5zoo import hf google/NAME does) with --import.`,
@@ -58,6 +65,7 @@ Hub first (as t5zoo import hf google/NAME does) with --import.`,
 					Concurrency: flags.concurrency,
 					Progress:    ui.update,
 					Logger:      ui.logger(flags.verbose),
+					Timeout:     timeout,
 				})
 				ui.finish(err == nil)
 				return lm, err
@@ -77,6 +85,7 @@ Hub first (as t5zoo import hf google/NAME does) with --import.`,
 		},
 	}
 	flags.register(cmd)
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up when the pull has not finished in this long (0: no limit); what it fetched is kept for the next pull")
 	cmd.Flags().BoolVar(&fromHubToo, "import", false, "import a published shape from the Hugging Face Hub when the registry lacks it")
 	return cmd
 }

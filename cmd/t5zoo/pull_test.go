@@ -35,20 +35,22 @@ func mustRun(t *testing.T, args ...string) (stdout, stderr string) {
 // pull, ls, show, verify, rm.
 func TestPullCLI(t *testing.T) {
 	home := zooHome(t)
-	out, errOut := mustRun(t, "push", testModelDir, "google/t5-efficient-tiny-nl2:golden")
-	if !strings.Contains(out, "pushed t5-efficient-tiny-nl2:golden") || !strings.Contains(out, "6 files") {
+	// The test model is not the published t5-efficient-tiny-nl2 (push would refuse it under
+	// that name): it goes under a name of its own.
+	out, errOut := mustRun(t, "push", testModelDir, "acme/tiny-nl2:golden")
+	if !strings.Contains(out, "pushed acme/tiny-nl2:golden") || !strings.Contains(out, "6 files") {
 		t.Fatalf("push output: %q", out)
 	}
 	if !strings.Contains(errOut, "push model.safetensors: done") {
 		t.Errorf("push progress (not a terminal): %q", errOut)
 	}
 	out, _ = mustRun(t, "ls", "--remote")
-	if !strings.Contains(out, "t5-efficient-tiny-nl2:golden") || !strings.Contains(out, "absent") {
+	if !strings.Contains(out, "acme/tiny-nl2:golden") || !strings.Contains(out, "absent") {
 		t.Fatalf("ls --remote: %q", out)
 	}
-	out, errOut = mustRun(t, "pull", "tiny-nl2:golden")
-	dir := filepath.Join(home, "models", "t5-efficient-tiny-nl2", "_tags", "golden")
-	if !strings.Contains(out, "pulled t5-efficient-tiny-nl2:golden") || !strings.Contains(out, dir) {
+	out, errOut = mustRun(t, "pull", "acme/tiny-nl2:golden")
+	dir := filepath.Join(home, "models", "acme", "tiny-nl2", "_tags", "golden")
+	if !strings.Contains(out, "pulled acme/tiny-nl2:golden") || !strings.Contains(out, dir) {
 		t.Fatalf("pull output: %q", out)
 	}
 	if !strings.Contains(errOut, "pull spiece.model: done (264 KiB)") {
@@ -66,24 +68,28 @@ func TestPullCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 || rows[0].Dir != dir || rows[0].Size != 1759637 {
 		t.Fatalf("ls --json: %v %+v", err, rows)
 	}
-	out, _ = mustRun(t, "show", "t5-efficient-tiny-nl2:golden")
+	out, _ = mustRun(t, "show", "acme/tiny-nl2:golden")
 	for _, want := range []string{"pulled in " + dir, "1.7 MiB in 6 files", "spiece.model", "5ddcb5549f36f331716ff2fe6adc2419e293b07b1e36ed6f0d0951a9a7658b96"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("show lacks %q:\n%s", want, out)
 		}
 	}
 	out, _ = mustRun(t, "verify")
-	if !strings.Contains(out, "ok      t5-efficient-tiny-nl2:golden") {
+	if !strings.Contains(out, "ok      acme/tiny-nl2:golden") {
 		t.Fatalf("verify: %q", out)
 	}
-	mustRun(t, "rm", "tiny-nl2:golden")
+	// A pull with a timeout too short to finish says so and leaves no model.
+	if _, _, err := runCLI(t, "", "pull", "--timeout", "1us", "acme/tiny-nl2:golden"); err == nil || !strings.Contains(err.Error(), "not finished within 1µs") {
+		t.Errorf("pull --timeout 1us of a present model: %v", err)
+	}
+	mustRun(t, "rm", "acme/tiny-nl2:golden")
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("rm left %s", dir)
 	}
-	if _, _, err := runCLI(t, "", "rm", "tiny-nl2:golden"); err == nil || !strings.Contains(err.Error(), "not in the local cache") {
+	if _, _, err := runCLI(t, "", "rm", "acme/tiny-nl2:golden"); err == nil || !strings.Contains(err.Error(), "not in the local cache") {
 		t.Fatalf("second rm: %v", err)
 	}
-	mustRun(t, "rm", "--remote", "tiny-nl2:golden")
+	mustRun(t, "rm", "--remote", "acme/tiny-nl2:golden")
 	out, _ = mustRun(t, "ls", "--remote", "--json")
 	if strings.TrimSpace(out) != "[]" {
 		t.Fatalf("ls --remote after rm --remote: %q", out)

@@ -20,7 +20,9 @@ func newPushCmd() *cobra.Command {
 		Long: `Push uploads the model directory DIR to the registry as NAME:TAG (tag "latest" by
 default). DIR must hold config.json (a T5 config), model.safetensors whose tensors agree with it, and
 spiece.model; a conversion whose t5zoo.json records a failed parity check is refused unless
---force. The
+--force. A shape name (t5-efficient-...) promises a shape: config.json must have the
+catalog's config for a published name, or the one the name spells for another, and a model
+that differs is refused (push it under a name of your own, such as acme/NAME). The
 other files of a model (t5zoo.json, generation_config.json, tokenizer files, README.md,
 LICENSE) go too, and anything else is skipped with a warning.
 
@@ -39,12 +41,17 @@ sees a model whose chunks are missing.`,
 			if err != nil {
 				return err
 			}
+			cat, err := loadCatalog()
+			if err != nil {
+				return err
+			}
 			ui := newProgressUI(cmd.ErrOrStderr(), "push")
 			res, err := zoo.Push(cmd.Context(), store, args[0], ref, zoo.PushOptions{
 				ChunkSize:   chunkMiB << 20,
 				Concurrency: flags.concurrency,
 				Progress:    ui.update,
 				Validate:    checkpointValidator(force),
+				Catalog:     cat,
 				// Logger at Warn at least: skipped files are always reported.
 				Logger: ui.logger(flags.verbose),
 			})

@@ -41,3 +41,23 @@ func TestPushCLISkipsOtherFiles(t *testing.T) {
 		t.Fatalf("re-push: %q", out)
 	}
 }
+
+// TestPushCLIChecksCatalogShape pushes the test model (2+2 layers, d_model 64) under the
+// published shape name t5-efficient-tiny (4+4 layers, d_model 256): push refuses it, saying
+// how it differs, and stores nothing. (Found: it was accepted.) Under a name of its own it
+// goes.
+func TestPushCLIChecksCatalogShape(t *testing.T) {
+	zooHome(t)
+	for _, name := range []string{"t5-efficient-tiny", "google/t5-efficient-tiny:v1", "tiny-nl2"} {
+		_, _, err := runCLI(t, "", "push", testModelDir, name)
+		if err == nil || !strings.Contains(err.Error(), "does not have the shape of t5-efficient-tiny") ||
+			!strings.Contains(err.Error(), "d_model 64, want 256") {
+			t.Errorf("push as %s: %v; want a refusal naming the differences", name, err)
+		}
+	}
+	out, _ := mustRun(t, "ls", "--remote", "--json")
+	if strings.TrimSpace(out) != "[]" {
+		t.Fatalf("refused pushes left manifests: %s", out)
+	}
+	mustRun(t, "push", testModelDir, "acme/tiny-nl2")
+}

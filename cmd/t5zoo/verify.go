@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,8 +16,10 @@ func newVerifyCmd() *cobra.Command {
 		Short: "Re-hash local models against their manifests",
 		Long: `Verify re-reads the local copy of NAME:TAG, or of every local model when no name is
 given, and checks each file's size, each chunk's sha256 and each file's sha256 against the
-manifest it was pulled with. It exits non-zero if any model fails; pull the model again to
-repair it (t5zoo rm NAME, then t5zoo pull NAME).`,
+manifest it was pulled with. For each model that fails it prints the command that repairs
+it, t5zoo pull NAME:TAG, which re-hashes the model and downloads again only the damaged
+chunks (from the registry of T5ZOO_REGISTRY), and it exits non-zero. A file that several
+models share is damaged in all of them: run each printed command.`,
 		Example: `  t5zoo verify
   t5zoo verify t5-efficient-base-nl36`,
 		Args: cobra.MaximumNArgs(1),
@@ -57,10 +60,11 @@ repair it (t5zoo rm NAME, then t5zoo pull NAME).`,
 				default:
 					failed++
 					fmt.Fprintf(w, "FAILED  %v\n", err)
+					fmt.Fprintf(w, "        %s%s\n", repairPrefix, repairCommand(ref))
 				}
 			}
 			if failed > 0 {
-				return fmt.Errorf("verify: %d of %d models failed", failed, len(refs))
+				return fmt.Errorf("verify: %d of %d models failed; run the %q commands above", failed, len(refs), strings.TrimSpace(repairPrefix))
 			}
 			if len(refs) == 0 {
 				fmt.Fprintln(w, "no local models")
@@ -70,3 +74,10 @@ repair it (t5zoo rm NAME, then t5zoo pull NAME).`,
 	}
 	return cmd
 }
+
+// repairPrefix starts the line of verify's output that holds a repair command.
+const repairPrefix = "repair: "
+
+// repairCommand is what repairs a damaged local model: a pull, which re-hashes a present
+// model and fetches again what is damaged.
+func repairCommand(ref zoo.Ref) string { return "t5zoo pull " + ref.String() }

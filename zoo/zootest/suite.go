@@ -55,6 +55,11 @@ func Run(t *testing.T, model string, newHarness func(t *testing.T) Harness) {
 		{"ConcurrentPulls", s.testConcurrentPulls},
 		{"TagMoves", s.testTagMoves},
 		{"VerifyAndRemove", s.testVerifyAndRemove},
+		{"InflatingBlob", s.testInflatingBlob},
+		{"WrongFileDigest", s.testWrongFileDigest},
+		{"IdenticalManifests", s.testIdenticalManifests},
+		{"RepairOnPull", s.testRepairOnPull},
+		{"SharedFileDamaged", s.testSharedFileDamaged},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -579,4 +584,273 @@ func (s *suite) testVerifyAndRemove(t *testing.T) {
 	if err := c.Verify(t.Context(), lm.Ref, nil); !errors.Is(err, zoo.ErrNotFound) {
 		t.Fatalf("verify of a removed model: %v, want ErrNotFound", err)
 	}
+}
+
+// damage flips one byte of the file p in place (same inode, same size), as a failing disk or
+// a stray write would.
+func damage(t *testing.T, p string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if os.IsPermission(err) {
+		os.Chmod(p, 0o644)
+		f, err = os.OpenFile(p, os.O_RDWR, 0)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bomb is a zstd frame of a few kilobytes that declares a 32 MiB window and inflates to 32
+// MiB of zeros (RLE blocks), written by hand (RFC 8878 §3.1.1).
+func bomb() []byte {
+	b := []byte{0x28, 0xb5, 0x2f, 0xfd, 0, 15 << 3} // magic; no content size; window 2^(10+15)
+	const blocks = 256
+	for i := range blocks {
+		h := uint32(1<<1 | (128<<10)<<3) // RLE, 128 KiB
+		if i == blocks-1 {
+			h |= 1 // last
+		}
+		b = append(b, byte(h), byte(h>>8), byte(h>>16), 0)
+	}
+	return b
+}
+
+func (s *suite) testInflatingBlob(t *testing.T) {
+	h := s.newHarness(t)
+	res := push(t, h.Store, s.model, "tiny")
+	ch := middleChunk(t, res.Manifest)
+	h.PutRaw(t, zoo.BlobKey(ch.Digest), bomb())
+	c := openCache(t)
+	_, err := pull(t.Context(), c, h.Store, "tiny")
+	if !errors.Is(err, zoo.ErrCorrupt) || !strings.Contains(err.Error(), "model.safetensors") {
+		t.Fatalf("pull of a blob that inflates past its chunk: %v, want ErrCorrupt naming the file", err)
+	}
+	nothingLeft(t, c, "tiny")
+}
+
+// testWrongFileDigest serves a manifest whose chunks are right but whose file digest is not:
+// the pull fails as corrupt and no model appears.
+func (s *suite) testWrongFileDigest(t *testing.T) {
+	h := s.newHarness(t)
+	push(t, h.Store, s.model, "tiny")
+	data, err := h.Store.GetManifest(t.Context(), zoo.MustParseRef("tiny"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := zoo.ParseManifest(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bogus := zoo.DigestOf([]byte("not the weights"))
+	for i := range m.Files {
+		if m.Files[i].Path == "model.safetensors" {
+			m.Files[i].Digest = bogus
+		}
+	}
+	m.Tag = "bad"
+	if data, err = m.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Store.PutManifest(t.Context(), m.Ref(), data); err != nil {
+		t.Fatal(err)
+	}
+	c := openCache(t)
+	_, err = pull(t.Context(), c, h.Store, "tiny:bad")
+	var de *zoo.DigestError
+	if !errors.Is(err, zoo.ErrCorrupt) || !errors.As(err, &de) || de.Want != bogus || !strings.Contains(err.Error(), "model.safetensors") {
+		t.Fatalf("pull of a manifest with a wrong file digest: %v; want a *DigestError for %s naming the file", err, bogus)
+	}
+	nothingLeft(t, c, "tiny:bad")
+}
+
+// testIdenticalManifests pulls two tags that hold the same manifest bytes, twice each, at
+// once: every pull succeeds, and the chunks are downloaded once between them.
+func (s *suite) testIdenticalManifests(t *testing.T) {
+	h := s.newHarness(t)
+	res := push(t, h.Store, s.model, "acme/m:1")
+	if err := h.Store.PutManifest(t.Context(), zoo.MustParseRef("acme/m:2"), mustManifest(t, h.Store, "acme/m:1")); err != nil {
+		t.Fatal(err)
+	}
+	store := NewCountingStore(h.Store)
+	store.BeforeGet = func(ctx context.Context, n int) error {
+		time.Sleep(time.Millisecond) // long enough that the pulls overlap
+		return nil
+	}
+	c := openCache(t)
+	refs := []string{"acme/m:1", "acme/m:2", "acme/m:1", "acme/m:2"}
+	errs := make([]error, len(refs))
+	var wg sync.WaitGroup
+	for i, ref := range refs {
+		wg.Go(func() { _, errs[i] = pull(t.Context(), c, store, ref) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("pull %d of %s: %v", i, refs[i], err)
+		}
+	}
+	for _, ref := range refs[:2] {
+		lm, err := c.Model(zoo.MustParseRef(ref))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Verify(t.Context(), lm.Ref, nil); err != nil {
+			t.Fatal(err)
+		}
+		sameFiles(t, s.model, lm)
+	}
+	if store.Gets() != res.Manifest.Chunks() {
+		t.Errorf("4 pulls of two tags of one manifest made %d GETs for %d chunks", store.Gets(), res.Manifest.Chunks())
+	}
+	nothingLeftButModel(t, c)
+}
+
+func mustManifest(t *testing.T, store zoo.Store, ref string) []byte {
+	t.Helper()
+	data, err := store.GetManifest(t.Context(), zoo.MustParseRef(ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// testRepairOnPull damages a whole local model and pulls it again: the pull fetches exactly
+// the damaged chunks and leaves the model intact.
+func (s *suite) testRepairOnPull(t *testing.T) {
+	h := s.newHarness(t)
+	res := push(t, h.Store, s.model, "tiny")
+	weights, _ := res.Manifest.File("model.safetensors")
+	config, _ := res.Manifest.File("config.json")
+	mid := middleChunk(t, res.Manifest)
+	last := weights.Chunks[len(weights.Chunks)-1]
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+		want   []zoo.Digest // the chunks the repair fetches
+	}{
+		{"FlippedByte", func(t *testing.T, dir string) {
+			damage(t, filepath.Join(dir, "model.safetensors"), mid.Offset+mid.Length/2)
+		}, []zoo.Digest{mid.Digest}},
+		{"Truncated", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, "model.safetensors")
+			os.Chmod(p, 0o644)
+			if err := os.Truncate(p, last.Offset+1); err != nil {
+				t.Fatal(err)
+			}
+		}, []zoo.Digest{last.Digest}},
+		{"Removed", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, "config.json")); err != nil {
+				t.Fatal(err)
+			}
+		}, []zoo.Digest{config.Chunks[0].Digest}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := openCache(t)
+			lm, err := pull(t.Context(), c, h.Store, "tiny")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, lm.Dir)
+			if err := c.Verify(t.Context(), lm.Ref, nil); err == nil {
+				t.Fatal("verify finds no damage")
+			}
+			store := NewCountingStore(h.Store)
+			lm, err = pull(t.Context(), c, store, "tiny")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Verify(t.Context(), lm.Ref, nil); err != nil {
+				t.Fatalf("after the repairing pull: %v", err)
+			}
+			sameFiles(t, s.model, lm)
+			for _, d := range tc.want {
+				if store.GetsOf(d) != 1 {
+					t.Errorf("damaged chunk %s fetched %d times", d.Short(), store.GetsOf(d))
+				}
+			}
+			if store.Gets() != len(tc.want) {
+				t.Errorf("the repair made %d GETs; want %d, the damaged chunks", store.Gets(), len(tc.want))
+			}
+			nothingLeftButModel(t, c)
+		})
+	}
+}
+
+// testSharedFileDamaged damages a file that two local models share by hard link: removing
+// and pulling one of them must not link the damaged copy back in, and pulling the other
+// then repairs it from the good copy.
+func (s *suite) testSharedFileDamaged(t *testing.T) {
+	h := s.newHarness(t)
+	resA := push(t, h.Store, s.model, "acme/a")
+	push(t, h.Store, s.variant(t, 0x33), "acme/b")
+	c := openCache(t)
+	la, err := pull(t.Context(), c, h.Store, "acme/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := pull(t.Context(), c, h.Store, "acme/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := filepath.Join(la.Dir, "spiece.model"), filepath.Join(lb.Dir, "spiece.model")
+	if !sameFile(t, pa, pb) {
+		t.Fatal("spiece.model is not shared by the two models")
+	}
+	spiece, _ := resA.Manifest.File("spiece.model")
+	ch := spiece.Chunks[len(spiece.Chunks)/2]
+	damage(t, pa, ch.Offset)
+	if err := c.Remove(t.Context(), la.Ref); err != nil {
+		t.Fatal(err)
+	}
+	store := NewCountingStore(h.Store)
+	la, err = pull(t.Context(), c, store, "acme/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Verify(t.Context(), la.Ref, nil); err != nil {
+		t.Fatalf("rm and pull linked a damaged copy back: %v", err)
+	}
+	for _, other := range spiece.Chunks {
+		if want := map[bool]int{true: 1, false: 0}[other == ch]; store.GetsOf(other.Digest) != want {
+			t.Errorf("spiece.model chunk at %d fetched %d times, want %d", other.Offset, store.GetsOf(other.Digest), want)
+		}
+	}
+	if err := c.Verify(t.Context(), lb.Ref, nil); err == nil {
+		t.Fatal("the damage does not show in the model that shares the file")
+	}
+	store.Reset()
+	if lb, err = pull(t.Context(), c, store, "acme/b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Verify(t.Context(), lb.Ref, nil); err != nil {
+		t.Fatalf("pull did not repair the other model: %v", err)
+	}
+	if store.Gets() != 0 {
+		t.Errorf("repairing from a good local copy made %d GETs", store.Gets())
+	}
+	if !sameFile(t, pa, filepath.Join(lb.Dir, "spiece.model")) {
+		t.Error("the repaired spiece.model is not linked to the good copy")
+	}
+}
+
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	fa, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.SameFile(fa, fb)
 }
