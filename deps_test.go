@@ -13,7 +13,8 @@ const module = "github.com/t5zoo/t5zoo"
 
 // allowedImports is the dependency direction of DESIGN.md as a table: for each top-level
 // folder, the in-module folders its non-test code may import (itself always allowed).
-// cmd → serve → (finetune, evaluate) → infer → convert → catalog; zoo depends on catalog only.
+// cmd → serve → (finetune, evaluate) → infer → convert → catalog; zoo depends on catalog only;
+// fetch (run by name) sits between cmd/serve and zoo/evaluate.
 func allowedImports() map[string][]string {
 	lower := []string{"catalog", "convert", "infer", "finetune", "evaluate"}
 	return map[string][]string{
@@ -25,8 +26,9 @@ func allowedImports() map[string][]string {
 		"infer":    {"catalog", "convert"},
 		"finetune": {"catalog", "convert", "infer"},
 		"evaluate": {"catalog", "convert", "infer"},
-		"serve":    append(slices.Clone(lower), "zoo"),
-		"cmd":      append(slices.Clone(lower), "zoo", "serve", "."),
+		"fetch":    {"catalog", "convert", "infer", "evaluate", "zoo"}, // get a model by name: cache, registry, Hub import
+		"serve":    append(slices.Clone(lower), "zoo", "fetch"),
+		"cmd":      append(slices.Clone(lower), "zoo", "fetch", "serve", "."),
 		"scripts":  {".", "catalog", "convert", "serve"}, // scripts/load: a client of the server
 	}
 }

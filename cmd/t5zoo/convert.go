@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,12 +9,8 @@ import (
 
 	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/convert"
-	"github.com/t5zoo/t5zoo/evaluate"
-	"github.com/t5zoo/t5zoo/infer"
+	"github.com/t5zoo/t5zoo/fetch"
 )
-
-// errParity reports a conversion that fell below the quality gate.
-var errParity = errors.New("the converted model fails the parity gate")
 
 func newConvertCmd() *cobra.Command {
 	var (
@@ -33,8 +28,13 @@ quantization, and the parity check).
 
 The parity check runs both models on a fixed probe and records the largest logit
 difference, the mean |Δ log p| of the target tokens and the greedy agreement. An f32
-conversion must be exact. A bf16, f16 or int8 model below the gate is written but marked
-as failing, which push refuses unless forced; convert then exits non-zero unless --force.`,
+conversion must be exact. The model is converted into a temporary directory beside
+DST_DIR and checked there; only then is it moved into place. A bf16, f16 or int8 model
+below the gate is not written (convert exits non-zero) unless --force, which writes it
+marked as failing in t5zoo.json (push refuses it unless forced too).
+
+DST_DIR must be missing or empty; --force also replaces a non-empty DST_DIR whole (on
+Linux in one atomic step), so no file of the old model stays beside the new one.`,
 		Example: `  t5zoo convert ./hf/t5-efficient-tiny ./tiny-f32
   t5zoo convert ./hf/t5-efficient-tiny ./tiny-bf16 --dtype bf16
   t5zoo convert ./hf/t5-efficient-tiny ./tiny-int8 --quantize int8`,
@@ -54,66 +54,39 @@ as failing, which push refuses unless forced; convert then exits non-zero unless
 			if dt == catalog.Int8 && dtype != "f32" {
 				return errors.New("--quantize int8 keeps the non-matrix weights in f32; leave --dtype at f32")
 			}
-			meta, err := convertAndCheck(cmd.Context(), args[0], args[1], convert.Options{DType: dt, Name: name, Origin: args[0]})
+			meta, err := fetch.ConvertChecked(cmd.Context(), args[0], args[1],
+				convert.Options{DType: dt, Name: name, Origin: args[0]},
+				fetch.GateOptions{Force: force, Overwrite: force})
+			out := cmd.OutOrStdout()
+			if errors.Is(err, fetch.ErrParity) {
+				writeParity(cmd.ErrOrStderr(), args[1], meta)
+				return fmt.Errorf("%w; nothing was written to %s (rerun with --force to accept it)", err, args[1])
+			}
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
 			if jsonOut {
-				if err := writeJSON(out, meta); err != nil {
-					return err
-				}
-			} else {
-				writeParity(out, args[1], meta)
+				return writeJSON(out, meta)
 			}
-			if !meta.Parity.Passed && !force {
-				return fmt.Errorf("%w (%s); the model was written to %s but will not be pushed unless forced; rerun with --force to accept it", errParity, meta.Parity.Threshold, args[1])
-			}
+			writeParity(out, args[1], meta)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dtype, "dtype", "f32", "storage dtype: f32, bf16 or f16")
 	cmd.Flags().StringVar(&quantize, "quantize", "", "int8: per-output-row symmetric weight-only quantization")
 	cmd.Flags().StringVar(&name, "name", "", "model name to record in t5zoo.json")
-	cmd.Flags().BoolVar(&force, "force", false, "accept a model below the parity gate")
+	cmd.Flags().BoolVar(&force, "force", false, "write a model below the parity gate, and replace a non-empty DST_DIR")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "write t5zoo.json's contents as JSON")
 	return cmd
 }
 
-// convertAndCheck converts src into dst, runs the parity probe against the source and
-// records the result in dst's t5zoo.json.
-func convertAndCheck(ctx context.Context, src, dst string, opts convert.Options) (*convert.Meta, error) {
-	meta, err := convert.Convert(ctx, src, dst, opts)
-	if err != nil {
-		return nil, err
-	}
-	ref, err := infer.Load(ctx, src, infer.LoadOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("parity: %w", err)
-	}
-	defer ref.Close()
-	cand, err := infer.Load(ctx, dst, infer.LoadOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("parity: %w", err)
-	}
-	defer cand.Close()
-	p, err := evaluate.Parity(ctx, ref, cand, meta.DType, evaluate.DefaultProbe(ref.Shape().VocabSize), evaluate.DefaultThresholds())
-	if err != nil {
-		return nil, err
-	}
-	meta.Parity = p
-	if err := convert.WriteMeta(dst, meta); err != nil {
-		return nil, err
-	}
-	return meta, nil
-}
-
+// writeParity prints a conversion's dtype and parity verdict.
 func writeParity(w io.Writer, dst string, m *convert.Meta) {
 	status := "PASS"
 	if !m.Parity.Passed {
 		status = "FAIL"
 	}
-	fmt.Fprintf(w, "wrote %s (%s", dst, m.DType)
+	fmt.Fprintf(w, "converted %s (%s", dst, m.DType)
 	if m.Quantization != nil {
 		fmt.Fprintf(w, ", %d matrices %s", m.Quantization.Tensors, m.Quantization.Scheme)
 	}

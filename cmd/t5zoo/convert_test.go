@@ -36,19 +36,48 @@ func TestConvertCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// int8 of the untied gated model falls below the gate: an error unless forced, and the
-	// verdict is recorded either way.
+	// int8 of the untied gated model falls below the gate: an error that writes nothing
+	// (the verdict goes to stderr) unless forced, which records the verdict.
 	gated := "../../testdata/golden/tiny-gated/checkpoint"
 	q := filepath.Join(t.TempDir(), "q")
-	_, _, err = runCLI(t, "", "convert", gated, q, "--quantize", "int8")
-	if err == nil || !strings.Contains(err.Error(), "fails the parity gate") {
+	_, errOut, err := runCLI(t, "", "convert", gated, q, "--quantize", "int8")
+	if err == nil || !strings.Contains(err.Error(), "fails the parity gate") || !strings.Contains(err.Error(), "nothing was written") {
 		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(errOut, "parity FAIL") {
+		t.Errorf("stderr: %s", errOut)
+	}
+	if _, err := os.Stat(q); !os.IsNotExist(err) {
+		t.Fatalf("a refused conversion wrote %s: %v", q, err)
+	}
+	if left, _ := os.ReadDir(filepath.Dir(q)); len(left) != 0 {
+		t.Fatalf("a refused conversion left %v", left)
+	}
+	if _, _, err := runCLI(t, "", "convert", gated, q, "--quantize", "int8", "--force", "--json"); err != nil {
+		t.Fatal(err)
 	}
 	if meta, _ := convert.ReadMeta(q); meta == nil || meta.Parity == nil || meta.Parity.Passed || meta.Quantization == nil {
 		t.Fatalf("meta %+v", meta)
 	}
-	if _, _, err := runCLI(t, "", "convert", gated, q, "--quantize", "int8", "--force", "--json"); err != nil {
+
+	// A non-empty target is refused untouched; --force replaces it whole.
+	if _, _, err := runCLI(t, "", "convert", src, q); err == nil || !strings.Contains(err.Error(), "not empty") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("convert into a non-empty target: %v", err)
+	}
+	if meta, _ := convert.ReadMeta(q); meta == nil || meta.Quantization == nil {
+		t.Fatalf("the refused target changed: %+v", meta)
+	}
+	os.WriteFile(filepath.Join(q, "pytorch_model.bin"), []byte("stale"), 0o644)
+	replaced := t.TempDir()
+	copyDir(t, q, replaced)
+	if _, _, err := runCLI(t, "", "convert", src, replaced, "--force"); err != nil {
 		t.Fatal(err)
+	}
+	if meta, _ := convert.ReadMeta(replaced); meta == nil || meta.Quantization != nil || meta.DType != "f32" {
+		t.Fatalf("replaced target: %+v", meta)
+	}
+	if _, err := os.Stat(filepath.Join(replaced, "pytorch_model.bin")); !os.IsNotExist(err) {
+		t.Fatalf("a stale file of the replaced model stayed: %v", err)
 	}
 
 	// Push refuses the failed conversion unless forced; it also checks tensors against the
@@ -79,6 +108,24 @@ func TestConvertCLI(t *testing.T) {
 	} {
 		if _, _, err := runCLI(t, "", bad...); err == nil {
 			t.Errorf("%v: no error", bad)
+		}
+	}
+}
+
+// copyDir copies the regular files of src into dst.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	es, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -13,7 +11,7 @@ import (
 
 	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/convert"
-	"github.com/t5zoo/t5zoo/convert/hub"
+	"github.com/t5zoo/t5zoo/fetch"
 	"github.com/t5zoo/t5zoo/zoo"
 )
 
@@ -51,7 +49,9 @@ checked against the Hub's sizes and hashes. The checkpoint is then converted (--
 --quantize) with the parity check of convert and pushed to the registry as
 NAME[:TAG]: by default a Scale Efficiently repository goes under its catalog name
 (google/t5-efficient-base-dl2 → t5-efficient-base-dl2) and any other under its repo id.
-A lossy conversion below the parity gate is not pushed unless --force.`,
+A lossy conversion below the parity gate is not pushed unless --force. Under a published
+catalog name the checkpoint's config.json must be that catalog shape (otherwise give
+another name with --as).`,
 		Example: `  t5zoo import hf google/t5-efficient-tiny
   t5zoo import hf google/t5-efficient-base-dl2 --revision main --dtype bf16 --as t5-efficient-base-dl2:bf16
   HF_TOKEN=hf_... t5zoo import hf my-org/private-t5 --as my-org/private-t5:v1`,
@@ -100,45 +100,27 @@ func importRef(repo, as string) (zoo.Ref, error) {
 	return ref, nil
 }
 
-// importHF downloads, converts with the parity gate and pushes. The download directory is
-// kept on failure so that the next run resumes it.
+// importHF downloads, converts with the parity gate and pushes (fetch.Import). The download
+// directory is kept on failure so that the next run resumes it.
 func importHF(ctx context.Context, out, errOut io.Writer, o importOptions) error {
-	cache, store, err := openZoo()
+	f, err := newFetcher()
 	if err != nil {
 		return err
 	}
-	client := &hub.Client{Endpoint: getenv("HF_ENDPOINT"), Token: getenv("HF_TOKEN")}
-	dl := filepath.Join(cache.Root(), "downloads", "hf", filepath.FromSlash(o.repo), o.revision)
-	fmt.Fprintf(errOut, "downloading %s@%s from %s\n", o.repo, o.revision, client.ResolveURL(o.repo, o.revision, ""))
-	snap, err := client.DownloadT5(ctx, o.repo, o.revision, dl, hub.SnapshotOptions{Progress: downloadProgress(errOut)})
-	if err != nil {
-		return fmt.Errorf("import %s: %w", o.repo, err)
-	}
-	work, err := os.MkdirTemp(cache.Root(), ".import-")
-	if err != nil {
-		return fmt.Errorf("import %s: %w", o.repo, err)
-	}
-	defer os.RemoveAll(work)
-	meta, err := convertAndCheck(ctx, dl, work, convert.Options{
-		DType: o.dtype, Name: o.ref.String(), Origin: "hf:" + o.repo + "@" + snap.Commit,
-	})
-	if err != nil {
-		return fmt.Errorf("import %s: %w", o.repo, err)
-	}
-	writeParity(errOut, o.ref.String(), meta)
-	if !meta.Parity.Passed && !o.force {
-		return fmt.Errorf("import %s: %w; nothing was pushed (use --force to push anyway)", o.repo, errParity)
-	}
+	fmt.Fprintf(errOut, "downloading %s@%s from %s\n", o.repo, o.revision, f.Hub.ResolveURL(o.repo, o.revision, ""))
 	ui := newProgressUI(errOut, "push")
-	res, err := zoo.Push(ctx, store, work, o.ref, zoo.PushOptions{Progress: ui.update, Logger: ui.logger(false), Validate: checkpointValidator(o.force)})
+	res, err := f.Import(ctx, fetch.ImportOptions{
+		Repo: o.repo, Revision: o.revision, Ref: o.ref, DType: o.dtype, Force: o.force, KeepDownload: o.keepDownload,
+		DownloadProgress: downloadProgress(errOut),
+		OnConverted:      func(m *convert.Meta) { writeParity(errOut, o.ref.String(), m) },
+		PushProgress:     ui.update,
+		PushLogger:       ui.logger(false),
+	})
 	ui.finish(err == nil)
 	if err != nil {
-		return fmt.Errorf("import %s: %w", o.repo, err)
+		return err
 	}
-	if !o.keepDownload {
-		os.RemoveAll(dl)
-	}
-	fmt.Fprintf(out, "imported %s@%s (commit %.12s) as %s (%s, %s)\n", o.repo, o.revision, snap.Commit, o.ref, meta.DType, res.Digest.Short())
+	fmt.Fprintf(out, "imported %s@%s (commit %.12s) as %s (%s, %s)\n", o.repo, o.revision, res.Commit, o.ref, res.Meta.DType, res.Push.Digest.Short())
 	return nil
 }
 
@@ -156,18 +138,7 @@ func downloadProgress(w io.Writer) func(string, int64, int64) {
 }
 
 // checkpointValidator is push's deep check: the weights agree with config.json tensor for
-// tensor (convert.Open), and, unless forced, a lossy conversion that failed its parity gate
-// is refused.
+// tensor, and, unless forced, a lossy conversion that failed its parity gate is refused.
 func checkpointValidator(force bool) func(context.Context, string) error {
-	return func(_ context.Context, dir string) error {
-		ck, err := convert.Open(dir)
-		if err != nil {
-			return err
-		}
-		defer ck.Close()
-		if m := ck.Meta; !force && m != nil && m.Parity != nil && !m.Parity.Passed {
-			return fmt.Errorf("%w: t5zoo.json records a failed parity check (%s); push with --force to publish it anyway", errParity, m.Parity.Threshold)
-		}
-		return nil
-	}
+	return fetch.ParityValidator(force)
 }

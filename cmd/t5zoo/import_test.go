@@ -22,7 +22,7 @@ func goldenRepo(t *testing.T, id string) hubtest.Repo {
 }
 
 func TestImportHF(t *testing.T) {
-	hubSrv := hubtest.New(goldenRepo(t, "google/t5-efficient-tiny"))
+	hubSrv := hubtest.New(goldenRepo(t, "acme/tiny"), goldenRepo(t, "google/t5-efficient-tiny"))
 	defer hubSrv.Close()
 	home := t.TempDir()
 	t.Setenv("T5ZOO_HOME", home)
@@ -30,12 +30,12 @@ func TestImportHF(t *testing.T) {
 	t.Setenv("HF_ENDPOINT", hubSrv.URL)
 
 	// The weights transfer is cut mid-body once: the client resumes it with a range request.
-	hubSrv.Inject("google/t5-efficient-tiny", "pytorch_model.bin", hubtest.Fault{CutAfter: 1 << 20})
-	out, _, err := runCLI(t, "", "import", "hf", "google/t5-efficient-tiny")
+	hubSrv.Inject("acme/tiny", "pytorch_model.bin", hubtest.Fault{CutAfter: 1 << 20})
+	out, _, err := runCLI(t, "", "import", "hf", "acme/tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "imported google/t5-efficient-tiny@main") || !strings.Contains(out, "as t5-efficient-tiny:latest") {
+	if !strings.Contains(out, "imported acme/tiny@main") || !strings.Contains(out, "as acme/tiny:latest") {
 		t.Fatalf("output: %s", out)
 	}
 	ranged := false
@@ -46,10 +46,10 @@ func TestImportHF(t *testing.T) {
 		t.Error("the cut transfer was not resumed with a range request")
 	}
 	// The download is gone after success; the model runs by name, pulled from the registry.
-	if _, err := os.Stat(filepath.Join(home, "downloads", "hf", "google", "t5-efficient-tiny", "main")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(home, "downloads", "hf", "acme", "tiny", "main")); !os.IsNotExist(err) {
 		t.Errorf("download kept: %v", err)
 	}
-	got, _, err := runCLI(t, "", "run", "t5-efficient-tiny", "Yes", "--max-new-tokens", "4", "--json")
+	got, _, err := runCLI(t, "", "run", "acme/tiny", "Yes", "--max-new-tokens", "4", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,15 +61,23 @@ func TestImportHF(t *testing.T) {
 		t.Fatalf("imported model differs:\n%s\n%s", got, want)
 	}
 
-	// A published shape the registry lacks: pull says how to import it, and --import does.
+	// Under a published catalog name only that shape is imported: the golden checkpoint is
+	// not t5-efficient-tiny, and nothing is pushed; under another name it imports.
+	_, _, err = runCLI(t, "", "import", "hf", "google/t5-efficient-tiny")
+	if err == nil || !strings.Contains(err.Error(), "catalog shape t5-efficient-tiny") || !strings.Contains(err.Error(), "d_model 256→64") {
+		t.Fatalf("import of a checkpoint that is not its catalog shape: %v", err)
+	}
+	if out, _, _ := runCLI(t, "", "ls", "--remote"); strings.Contains(out, "t5-efficient-tiny") {
+		t.Fatalf("a mismatched checkpoint was pushed:\n%s", out)
+	}
+	if _, _, err := runCLI(t, "", "import", "hf", "google/t5-efficient-tiny", "--as", "acme/not-tiny"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A published shape the registry lacks: pull says how to import it.
 	_, _, err = runCLI(t, "", "pull", "mini")
 	if err == nil || !strings.Contains(err.Error(), "t5zoo import hf google/t5-efficient-mini") {
 		t.Fatalf("pull of a missing published shape: %v", err)
-	}
-	hubSrv.AddRepo(goldenRepo(t, "google/t5-efficient-mini"))
-	out, _, err = runCLI(t, "", "pull", "--import", "mini")
-	if err != nil || !strings.Contains(out, "pulled t5-efficient-mini:latest") {
-		t.Fatalf("pull --import: %v\n%s", err, out)
 	}
 	// An unpublished name is not offered an import.
 	if _, _, err = runCLI(t, "", "pull", "--import", "base-nl37"); err == nil || strings.Contains(err.Error(), "import hf") {

@@ -3,12 +3,13 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/spf13/cobra"
 
+	"github.com/t5zoo/t5zoo/fetch"
 	"github.com/t5zoo/t5zoo/infer"
 	"github.com/t5zoo/t5zoo/infer/tokenizer"
 )
@@ -33,11 +34,18 @@ func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run MODEL TEXT...",
 		Short: "Generate text with a T5 model on the CPU",
-		Long: `Run loads MODEL — a model directory (config.json, model.safetensors or its shards,
-spiece.model) or a zoo name, pulled into the local cache on first use — encodes each TEXT with the model's tokenizer and generates a
+		Long: `Run loads MODEL, encodes each TEXT with the model's tokenizer and generates a
 continuation of each, all TEXTs in one batch: greedy by default, beam search with
---beams K, or sampling with --sample. Decoding follows Hugging Face transformers
-v4.30.2's generate; it stops at </s> or after --max-new-tokens tokens.
+--beams K, or sampling with --sample (--temperature 0 samples the most likely token, that
+is greedy decoding). Decoding follows Hugging Face transformers v4.30.2's generate; it
+stops at </s> or after --max-new-tokens tokens.
+
+MODEL is a model directory (config.json, model.safetensors or pytorch_model.bin or their
+shards, spiece.model) — anything that exists, starts with "." or "/", or whose first
+path element is a local directory is read as one — or else a registry name (NAME[:TAG]):
+the local cache's copy, pulled from the registry (T5ZOO_REGISTRY) on first use. A
+published Scale Efficiently shape that the registry lacks is imported from the Hugging
+Face Hub first (HF_ENDPOINT), as t5zoo import hf does, and pushed to the registry.
 
 Without --json each hypothesis is printed as its text (special tokens left out); beam
 search prints "score<TAB>text" lines, best first. With --json each input gives one JSON
@@ -45,7 +53,8 @@ object per line: {"ids": [...], "text": "...", "logprobs": [...]}, where ids sta
 the decoder start token and logprobs holds the log-probability of each generated token;
 beam search gives {"beams": [{"ids", "text", "score"}, ...]} and sampling with
 --num-return above 1 gives {"samples": [{"ids", "text", "logprobs"}, ...]}.`,
-		Example: `  t5zoo run ./t5-small "translate English to German: The house is wonderful."
+		Example: `  t5zoo run t5-efficient-tiny "summarize: The house is wonderful and the garden is large."
+  t5zoo run ./t5-small "translate English to German: The house is wonderful."
   t5zoo run ./t5-small --beams 4 --num-return 2 --json "summarize: ..."
   t5zoo run ./t5-small --sample --top-k 50 --top-p 0.9 --seed 7 "question: ..."`,
 		Args: cobra.MinimumNArgs(2),
@@ -54,7 +63,7 @@ beam search gives {"beams": [{"ids", "text", "score"}, ...]} and sampling with
 			if err != nil {
 				return err
 			}
-			dir, err := modelDir(cmd, args[0])
+			dir, err := resolveModel(cmd, args[0], fetch.CheckOptions{Tokenizer: true})
 			if err != nil {
 				return err
 			}
@@ -92,15 +101,15 @@ beam search gives {"beams": [{"ids", "text", "score"}, ...]} and sampling with
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&f.maxNew, "max-new-tokens", infer.DefaultMaxNewTokens, "most tokens to generate after the start token")
+	fl.IntVar(&f.maxNew, "max-new-tokens", infer.DefaultMaxNewTokens, "most tokens to generate after the start token (at least 1)")
 	fl.IntVar(&f.beams, "beams", 1, "beam search with this many beams (1: greedy)")
 	fl.Float64Var(&f.lengthPenalty, "length-penalty", 1.0, "with --beams, the exponent of the length dividing a hypothesis' log-probability")
 	fl.BoolVar(&f.earlyStopping, "early-stopping", false, "with --beams, stop as soon as --beams hypotheses are finished")
-	fl.IntVar(&f.numReturn, "num-return", 1, "hypotheses to print per input (with --beams or --sample)")
+	fl.IntVar(&f.numReturn, "num-return", 1, "hypotheses to print per input, at least 1 (with --beams or --sample)")
 	fl.BoolVar(&f.sample, "sample", false, "sample from the model's distribution instead of taking the most likely token")
-	fl.Float64Var(&f.temperature, "temperature", 1.0, "with --sample, divide the logits by this")
+	fl.Float64Var(&f.temperature, "temperature", 1.0, "with --sample, divide the logits by this (0: greedy decoding, the most likely token)")
 	fl.IntVar(&f.topK, "top-k", 50, "with --sample, keep the k most likely tokens (0: all; 50 is HF's default)")
-	fl.Float64Var(&f.topP, "top-p", 1.0, "with --sample, keep the most likely tokens whose probability reaches p")
+	fl.Float64Var(&f.topP, "top-p", 1.0, "with --sample, keep the most likely tokens whose probability reaches p, in (0, 1] (1: all)")
 	fl.Uint64Var(&f.seed, "seed", 0, "with --sample, the random seed (the same seed gives the same samples)")
 	fl.IntVar(&f.threads, "threads", 0, "worker threads of the engine (0: GOMAXPROCS)")
 	fl.StringVar(&f.dtype, "dtype", "", loadDTypeUsage)
@@ -108,38 +117,69 @@ beam search gives {"beams": [{"ids", "text", "score"}, ...]} and sampling with
 	return cmd
 }
 
-// options turns the flags into GenerateOptions, rejecting flags that do not go together.
+// options turns the flags into GenerateOptions, rejecting flags that do not go together and
+// values that mean nothing. A value given as 0 means what it says, never the default that a
+// zero means in GenerateOptions: --temperature 0 is greedy decoding (the limit of sampling
+// as the temperature falls), and --max-new-tokens 0, --num-return 0 and --top-p 0 are errors.
 func (f *runFlags) options(cmd *cobra.Command) (infer.GenerateOptions, error) {
 	changed := cmd.Flags().Changed
-	if f.beams < 1 {
-		return infer.GenerateOptions{}, fmt.Errorf("--beams %d: want at least 1", f.beams)
+	bad := func(format string, args ...any) (infer.GenerateOptions, error) {
+		return infer.GenerateOptions{}, fmt.Errorf(format, args...)
+	}
+	switch {
+	case f.maxNew < 1:
+		return bad("--max-new-tokens %d: want at least 1", f.maxNew)
+	case f.beams < 1:
+		return bad("--beams %d: want at least 1", f.beams)
+	case f.numReturn < 1:
+		return bad("--num-return %d: want at least 1", f.numReturn)
+	case f.threads < 0:
+		return bad("--threads %d: want 0 (GOMAXPROCS) or more", f.threads)
+	case math.IsNaN(f.lengthPenalty) || math.IsInf(f.lengthPenalty, 0):
+		return bad("--length-penalty %v: want a finite number", f.lengthPenalty)
+	case math.IsNaN(f.temperature) || math.IsInf(f.temperature, 0) || f.temperature < 0:
+		return bad("--temperature %v: want 0 (greedy) or a positive number", f.temperature)
+	case f.topK < 0:
+		return bad("--top-k %d: want 0 (every token) or more", f.topK)
+	case !(f.topP > 0 && f.topP <= 1):
+		return bad("--top-p %v: want a probability in (0, 1] (1 keeps every token)", f.topP)
 	}
 	if f.beams == 1 {
 		for _, name := range []string{"length-penalty", "early-stopping"} {
 			if changed(name) {
-				return infer.GenerateOptions{}, fmt.Errorf("--%s goes with --beams", name)
+				return bad("--%s goes with --beams", name)
 			}
 		}
 		if changed("num-return") && !f.sample {
-			return infer.GenerateOptions{}, errors.New("--num-return goes with --beams or --sample")
+			return bad("--num-return goes with --beams or --sample")
 		}
 	}
 	if !f.sample {
 		for _, name := range []string{"temperature", "top-k", "top-p", "seed"} {
 			if changed(name) {
-				return infer.GenerateOptions{}, fmt.Errorf("--%s goes with --sample", name)
+				return bad("--%s goes with --sample", name)
 			}
 		}
 	}
 	if f.sample && f.beams > 1 {
-		return infer.GenerateOptions{}, errors.New("--sample and --beams do not go together")
+		return bad("--sample and --beams do not go together")
+	}
+	sample := f.sample
+	if sample && f.temperature == 0 {
+		if f.numReturn > 1 {
+			return bad("--temperature 0 is greedy decoding, which gives one sequence, not --num-return %d", f.numReturn)
+		}
+		sample = false // the most likely token at every step, whatever top-k, top-p and seed say
 	}
 	lp := f.lengthPenalty
-	return infer.GenerateOptions{
+	o := infer.GenerateOptions{
 		MaxNewTokens: f.maxNew, NumBeams: f.beams, LengthPenalty: &lp, EarlyStopping: f.earlyStopping,
-		NumReturnSequences: f.numReturn, Sample: f.sample, Temperature: f.temperature, TopK: f.topK,
-		TopP: f.topP, Seed: f.seed,
-	}, nil
+		NumReturnSequences: f.numReturn, Sample: sample,
+	}
+	if sample {
+		o.Temperature, o.TopK, o.TopP, o.Seed = f.temperature, f.topK, f.topP, f.seed
+	}
+	return o, nil
 }
 
 type jsonHyp struct {

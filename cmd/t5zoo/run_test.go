@@ -177,6 +177,7 @@ func TestRunTextAndSampling(t *testing.T) {
 }
 
 func TestRunErrors(t *testing.T) {
+	zooHome(t) // the names below are looked up in a fresh cache and registry
 	ckpt := tinyRelu + "/checkpoint"
 	tests := []struct {
 		args []string
@@ -189,7 +190,20 @@ func TestRunErrors(t *testing.T) {
 		{[]string{"run", ckpt, "--sample", "--beams", "2", "x"}, "do not go together"},
 		{[]string{"run", ckpt, "--beams", "2", "--num-return", "3", "x"}, "num_return_sequences 3 is more than num_beams 2"},
 		{[]string{"run", ckpt, "--max-new-tokens", "100000", "x"}, "max_new_tokens"},
-		{[]string{"run", "testdata/no-such-model", "x"}, "no such file"},
+		{[]string{"run", "testdata/no-such-model", "x"}, "does not exist"},
+		// A value given as 0 means what it says or is an error, never the default.
+		{[]string{"run", ckpt, "--max-new-tokens", "0", "x"}, "--max-new-tokens 0: want at least 1"},
+		{[]string{"run", ckpt, "--max-new-tokens", "-3", "x"}, "--max-new-tokens -3"},
+		{[]string{"run", ckpt, "--sample", "--num-return", "0", "x"}, "--num-return 0"},
+		{[]string{"run", ckpt, "--beams", "2", "--num-return", "0", "x"}, "--num-return 0"},
+		{[]string{"run", ckpt, "--sample", "--top-p", "0", "x"}, "--top-p 0: want a probability in (0, 1]"},
+		{[]string{"run", ckpt, "--sample", "--top-p", "1.5", "x"}, "--top-p 1.5"},
+		{[]string{"run", ckpt, "--sample", "--top-k", "-1", "x"}, "--top-k -1"},
+		{[]string{"run", ckpt, "--sample", "--temperature", "-1", "x"}, "--temperature -1"},
+		{[]string{"run", ckpt, "--sample", "--temperature", "NaN", "x"}, "--temperature NaN"},
+		{[]string{"run", ckpt, "--sample", "--temperature", "0", "--num-return", "2", "x"}, "--temperature 0 is greedy decoding"},
+		{[]string{"run", ckpt, "--beams", "2", "--length-penalty", "Inf", "x"}, "--length-penalty +Inf"},
+		{[]string{"run", ckpt, "--threads", "-1", "x"}, "--threads -1"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args[2:], " "), func(t *testing.T) {
@@ -198,6 +212,25 @@ func TestRunErrors(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestRunTemperatureZero: --sample --temperature 0 is greedy decoding (the limit of
+// sampling as the temperature falls), whatever the seed, top-k and top-p.
+func TestRunTemperatureZero(t *testing.T) {
+	ckpt := tinyGated + "/checkpoint"
+	greedy, err := runInferCmd(t, "run", ckpt, "--json", "Yes", "The <extra_id_0> walks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{{}, {"--seed", "3"}, {"--seed", "9", "--top-k", "5", "--top-p", "0.5"}} {
+		got, err := runInferCmd(t, append(append([]string{"run", ckpt, "--json", "--sample", "--temperature", "0"}, extra...), "Yes", "The <extra_id_0> walks")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != greedy {
+			t.Errorf("--sample --temperature 0 %v:\n%s\nwant the greedy output\n%s", extra, got, greedy)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/t5zoo/t5zoo/fetch"
 	"github.com/t5zoo/t5zoo/infer"
 	"github.com/t5zoo/t5zoo/infer/tokenizer"
 )
@@ -21,7 +22,8 @@ func newScoreCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "score MODEL --input TEXT --target TEXT",
 		Short: "Compute log p(target | input) under a T5 model",
-		Long: `Score loads MODEL (a model directory, or a zoo name pulled on first use) and computes the log-probability of
+		Long: `Score loads MODEL (a model directory, or a registry name pulled on first use — a
+published shape the registry lacks is imported from the Hub first; see run) and computes the log-probability of
 each --target given the --input of the same position (both flags may repeat, in
 pairs; all pairs run as one batch). Texts are tokenized with the model's tokenizer,
 </s> appended; the target is teacher-forced after the decoder start token, as Hugging
@@ -37,7 +39,10 @@ target token including the final </s>.`,
 			if len(inputs) == 0 || len(inputs) != len(targets) {
 				return fmt.Errorf("want --input and --target in pairs, got %d inputs and %d targets", len(inputs), len(targets))
 			}
-			dir, err := modelDir(cmd, args[0])
+			if threads < 0 {
+				return fmt.Errorf("--threads %d: want 0 (GOMAXPROCS) or more", threads)
+			}
+			dir, err := resolveModel(cmd, args[0], fetch.CheckOptions{Tokenizer: true})
 			if err != nil {
 				return err
 			}

@@ -59,6 +59,7 @@ func TestScoreGolden(t *testing.T) {
 }
 
 func TestScoreErrors(t *testing.T) {
+	zooHome(t) // the names below are looked up in a fresh cache and registry
 	ckpt := tinyRelu + "/checkpoint"
 	for _, tt := range []struct {
 		args []string
@@ -66,7 +67,8 @@ func TestScoreErrors(t *testing.T) {
 	}{
 		{[]string{"score", ckpt}, "in pairs"},
 		{[]string{"score", ckpt, "--input", "a", "--input", "b", "--target", "c"}, "2 inputs and 1 targets"},
-		{[]string{"score", "testdata/no-such-model", "--input", "a", "--target", "b"}, "no such file"},
+		{[]string{"score", "testdata/no-such-model", "--input", "a", "--target", "b"}, "does not exist"},
+		{[]string{"score", tinyRelu + "/checkpoint", "--threads", "-1", "--input", "a", "--target", "b"}, "--threads -1"},
 	} {
 		_, err := runInferCmd(t, tt.args...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -12,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
+	"github.com/t5zoo/t5zoo/fetch"
 	"github.com/t5zoo/t5zoo/serve"
 	"github.com/t5zoo/t5zoo/zoo"
 )
@@ -136,6 +137,11 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		}
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			return fmt.Errorf("--model %s: %s is not a directory", name, dir)
+		}
+		// Checked now, cheaply (headers, not tensors), so that a bad directory stops the start
+		// rather than failing its first request.
+		if err := fetch.CheckDir(dir, fetch.CheckOptions{Deep: true}); err != nil {
+			return fmt.Errorf("--model %s=%s: %w", name, dir, err)
 		}
 		if cfg.Models == nil {
 			cfg.Models = map[string]string{}

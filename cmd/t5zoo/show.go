@@ -50,7 +50,7 @@ local cache is shown from its local manifest.`,
 			if errors.Is(err, zoo.ErrNotFound) {
 				lm, lerr := cache.Model(ref)
 				if lerr != nil {
-					return fmt.Errorf("show %s: not in the registry %s nor in the local cache: %w", ref, rep.Registry, err)
+					return showMissing(ref, rep.Registry, err)
 				}
 				m, digest, err, rep.Source = lm.Manifest, lm.Digest, nil, "local"
 			}
@@ -88,4 +88,24 @@ local cache is shown from its local manifest.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report and manifest as JSON")
 	return cmd
+}
+
+// showMissing is show's error for a model neither the registry nor the cache has: for a
+// catalog shape, with how to get it.
+func showMissing(ref zoo.Ref, registry string, err error) error {
+	err = fmt.Errorf("show %s: not in the registry %s nor in the local cache: %w", ref, registry, err)
+	c, cerr := loadCatalog()
+	if cerr != nil {
+		return err
+	}
+	if e, ok := c.Published(ref.Name); ok {
+		if ref.Tag != zoo.DefaultTag {
+			return fmt.Errorf("%w\n%s is a published checkpoint: `t5zoo import hf %s --as %s` imports it under that tag (`t5zoo catalog show %s` describes the shape)", err, ref.Name, e.HFRepo, ref, ref.Name)
+		}
+		return fmt.Errorf("%w\n%s is a published checkpoint: get it with `t5zoo pull --import %s` (or `t5zoo import hf %s`; `t5zoo run %s ...` imports it on first use); `t5zoo catalog show %s` describes the shape", err, ref.Name, ref.Name, e.HFRepo, ref.Name, ref.Name)
+	}
+	if _, lerr := c.Lookup(ref.Name); lerr == nil {
+		return fmt.Errorf("%w\n%s is a catalog shape with no published checkpoint: `t5zoo catalog show %s` describes it, `t5zoo bench --shape %s` measures its speed", err, ref.Name, ref.Name, ref.Name)
+	}
+	return err
 }

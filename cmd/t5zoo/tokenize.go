@@ -8,9 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/t5zoo/t5zoo/fetch"
 	"github.com/t5zoo/t5zoo/infer/tokenizer"
 )
 
@@ -26,8 +30,9 @@ gives the text (</s> appended) and the token of each id ("</s>" for the end).
 With --decode it reads one JSON array of ids per line and writes the decoded text as
 a JSON string; --skip-special drops </s>, <pad>, <unk> and the <extra_id_N> sentinels.
 
-MODEL is a model directory (with spiece.model and, optionally, HF's
-tokenizer_config.json and special_tokens_map.json) or a spiece.model file.
+MODEL is a directory with spiece.model (and, optionally, HF's tokenizer_config.json and
+special_tokens_map.json), a spiece.model file, or a registry name, resolved as run does
+(pulled, or imported from the Hub for a published shape, on first use).
 Blank lines are skipped; a line that does not parse is an error naming it.`,
 		Example: `  echo '"translate English to German: The house is wonderful."' | t5zoo tokenize ./t5-small
   echo '[13959, 1566, 12, 2968, 10, 1]' | t5zoo tokenize --decode --skip-special ./t5-small/spiece.model`,
@@ -36,7 +41,7 @@ Blank lines are skipped; a line that does not parse is an error naming it.`,
 			if skipSpecial && !decode {
 				return errors.New("--skip-special goes with --decode")
 			}
-			tok, err := tokenizer.Open(args[0])
+			tok, err := openTokenizer(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -51,6 +56,31 @@ Blank lines are skipped; a line that does not parse is an error naming it.`,
 	cmd.Flags().BoolVar(&decode, "decode", false, "read JSON id arrays and write the decoded text")
 	cmd.Flags().BoolVar(&skipSpecial, "skip-special", false, "with --decode, leave special tokens out of the text")
 	return cmd
+}
+
+// openTokenizer opens MODEL's tokenizer: a spiece.model file, a directory holding one, or a
+// registry name's model.
+func openTokenizer(cmd *cobra.Command, arg string) (*tokenizer.Tokenizer, error) {
+	if !fetch.LooksLikePath(arg) {
+		dir, err := resolveModel(cmd, arg, fetch.CheckOptions{Tokenizer: true})
+		if err != nil {
+			return nil, err
+		}
+		return tokenizer.Open(dir)
+	}
+	fi, err := os.Stat(arg)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s does not exist: %w", arg, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		if _, err := os.Stat(filepath.Join(arg, "spiece.model")); err != nil {
+			return nil, fmt.Errorf("%w: %s has no spiece.model (the SentencePiece tokenizer)", fetch.ErrNotModel, arg)
+		}
+	}
+	return tokenizer.Open(arg)
 }
 
 // tokenizeLines runs the tokenize verb over in, one line at a time.
