@@ -307,3 +307,20 @@ func (m *Model) RetainedBytes() int64 {
 	attn := int64(mat.PackedLen(keys, m.dkv)+mat.PackedLen(m.dkv, keys)) + queryBlock*int64(keys)
 	return maxFreeWork * (4*retainRows*(2*d+7*inner+2*ff) + 4*attn*int64(m.pool.Threads()))
 }
+
+// BatcherBytes is the working memory a Batcher with o needs beside what its inputs hold
+// (GenerateBytes): a decoder step over the most rows it steps, at MaxTokens positions, and
+// the encoder pass between two steps with its cross-attention slab.
+func (m *Model) BatcherBytes(o BatcherOptions) int64 {
+	rows := max(o.MaxRows, 1)
+	if o.MaxRows <= 0 {
+		rows = DefaultMaxRows
+	}
+	tokens := o.EncodeTokens
+	if tokens <= 0 {
+		tokens = DefaultEncodeTokens
+	}
+	tokens = max(tokens, m.maxTokens) // one input is always admitted, however long
+	enc := m.passBytes(tokens, m.maxTokens) + int64(tokens)*2*int64(m.inner)*4
+	return m.StepBytes(rows+maxBeamsOrSamples, m.maxTokens) + enc
+}

@@ -2,14 +2,15 @@ package serve
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
-	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -17,128 +18,8 @@ import (
 	"github.com/t5zoo/t5zoo/serve/api"
 )
 
-// useModel acquires the request's model (loading it if needed) and records its name for
-// the metrics and the request log. The caller calls release when done.
-func (s *Server) useModel(c *gin.Context, name string, keepAlive *api.Duration) (*resident, func(), error) {
-	var ka *time.Duration
-	if keepAlive != nil {
-		d := keepAlive.Duration
-		ka = &d
-	}
-	r, release, err := s.models.acquire(c.Request.Context(), name, ka)
-	if err != nil {
-		return nil, nil, err
-	}
-	c.Set(modelKey, r.name)
-	return r, release, nil
-}
-
-// tokenize returns the token ids of texts with the model's tokenizer (</s> appended).
-func (r *resident) tokenize(what string, texts []string) ([][]int, error) {
-	if r.tok == nil {
-		return nil, fmt.Errorf("%w: %s has no spiece.model: send token ids", ErrNoTokenizer, r.name)
-	}
-	out := make([][]int, len(texts))
-	for i, t := range texts {
-		ids, err := r.tok.Encode(t)
-		if err != nil {
-			return nil, badRequest("%s %d: %v", what, i, err)
-		}
-		out[i] = ids
-	}
-	return out, nil
-}
-
-// decode returns the text of ids, special tokens left out; "" without a tokenizer.
-func (r *resident) decode(ids []int) string {
-	if r.tok == nil {
-		return ""
-	}
-	text, err := r.tok.Decode(ids, true)
-	if err != nil {
-		return ""
-	}
-	return text
-}
-
-// inputs turns a request's one text, texts or token ids (exactly one of them) into token
-// sequences within the limits.
-func (s *Server) inputs(r *resident, input string, texts []string, ids [][]int) ([][]int, error) {
-	set := 0
-	for _, ok := range []bool{input != "", texts != nil, ids != nil} {
-		if ok {
-			set++
-		}
-	}
-	if set != 1 {
-		return nil, badRequest("set exactly one of input, inputs and input_ids")
-	}
-	if input != "" {
-		texts = []string{input}
-	}
-	n := len(texts) + len(ids)
-	switch {
-	case n == 0:
-		return nil, badRequest("no inputs")
-	case n > s.cfg.Limits.MaxInputs:
-		return nil, overLimit("%d inputs, the limit is %d", n, s.cfg.Limits.MaxInputs)
-	}
-	if texts != nil {
-		var err error
-		if ids, err = r.tokenize("input", texts); err != nil {
-			return nil, err
-		}
-	}
-	for i, in := range ids {
-		if err := s.checkLen(fmt.Sprintf("input %d", i), in); err != nil {
-			return nil, err
-		}
-	}
-	return ids, nil
-}
-
-// checkLen enforces Limits.MaxInputTokens.
-func (s *Server) checkLen(what string, ids []int) error {
-	if len(ids) == 0 {
-		return badRequest("%s is empty", what)
-	}
-	if len(ids) > s.cfg.Limits.MaxInputTokens {
-		return overLimit("%s has %d tokens, the limit is %d", what, len(ids), s.cfg.Limits.MaxInputTokens)
-	}
-	return nil
-}
-
-// genOptions converts the wire options, enforcing Limits.MaxNewTokens; the engine checks
-// the rest.
-func (s *Server) genOptions(o api.GenerateOptions) (infer.GenerateOptions, error) {
-	if o.MaxNewTokens < 0 || o.MaxNewTokens > s.cfg.Limits.MaxNewTokens {
-		return infer.GenerateOptions{}, overLimit("max_new_tokens %d outside 1..%d", o.MaxNewTokens, s.cfg.Limits.MaxNewTokens)
-	}
-	return infer.GenerateOptions{
-		MaxNewTokens: o.MaxNewTokens, NumBeams: o.NumBeams, LengthPenalty: o.LengthPenalty,
-		EarlyStopping: o.EarlyStopping, NumReturnSequences: o.NumReturnSequences, Sample: o.DoSample,
-		Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, Seed: o.Seed, TopLogprobs: o.TopLogprobs,
-	}, nil
-}
-
-// countTokens records a request's tokens in the metrics.
-func (s *Server) countTokens(model string, in, out int) {
-	s.metrics.tokensIn.WithLabelValues(model).Add(float64(in))
-	if out > 0 {
-		s.metrics.tokensOut.WithLabelValues(model).Add(float64(out))
-	}
-}
-
-func totalLen(ids [][]int) int {
-	n := 0
-	for _, x := range ids {
-		n += len(x)
-	}
-	return n
-}
-
 // generate answers POST /api/generate, as one JSON object or, with "stream": true, as
-// server-sent events.
+// server-sent events, or NDJSON lines when the request's Accept asks for them.
 func (s *Server) generate(c *gin.Context) {
 	var req api.GenerateRequest
 	if err := decodeJSON(c, &req, true); err != nil {
@@ -171,25 +52,108 @@ func (s *Server) generate(c *gin.Context) {
 		return
 	}
 
-	sse := newSSE(c, "error")
+	var out eventStream = newSSE(c, "error")
+	if wantsNDJSON(c) {
+		out = newNDJSON(c)
+	}
 	detok := newDetokenizer(r)
-	gens, err := s.runStream(c.Request.Context(), r, inputs, opts, func(toks []infer.Token) error {
+	gens, err := s.runStream(c.Request.Context(), r, inputs, opts, nil, func(toks []infer.Token) error {
 		for _, t := range toks {
 			st := &api.StreamToken{Input: t.Input, Sequence: t.Sequence, ID: t.ID, Text: detok.add(t.Input, t.Sequence, t.ID), Logprob: t.Logprob}
 			st.TopLogprobs = r.topLogprobs(t.Top)
-			if err := sse.event("token", api.GenerateResponse{Model: r.name, Token: st}); err != nil {
+			if err := out.event("token", api.GenerateResponse{Model: r.name, Token: st}); err != nil {
 				return err
 			}
 		}
-		return sse.flush()
+		return out.flush()
 	})
 	if err != nil {
-		sse.fail(err)
+		out.fail(err)
 		return
 	}
-	if err := sse.event("done", s.generateResponse(r, inputs, gens)); err == nil {
-		sse.flush()
+	if err := out.event("done", s.generateResponse(r, inputs, gens)); err == nil {
+		out.flush()
 	}
+}
+
+// wantsNDJSON reports whether the request's Accept header prefers NDJSON
+// (application/x-ndjson or application/ndjson, as Ollama's clients send) to server-sent
+// events; without the header, or with neither type, the stream is server-sent events.
+func wantsNDJSON(c *gin.Context) bool {
+	switch c.NegotiateFormat("text/event-stream", api.NDJSONType, "application/ndjson") {
+	case api.NDJSONType, "application/ndjson":
+		return true
+	}
+	return false
+}
+
+// eventStream is a stream of JSON values: server-sent events or NDJSON lines.
+type eventStream interface {
+	// event writes v; name is the event's name in server-sent events.
+	event(name string, v any) error
+	flush() error
+	// fail ends the stream with err.
+	fail(err error)
+}
+
+var (
+	_ eventStream = (*sse)(nil)
+	_ eventStream = (*ndjson)(nil)
+)
+
+// ndjson writes NDJSON lines (application/x-ndjson), as /api/pull does. As with sse, the
+// status line and headers go with the first line.
+type ndjson struct {
+	c       *gin.Context
+	w       *bufio.Writer
+	started bool
+}
+
+func newNDJSON(c *gin.Context) *ndjson { return &ndjson{c: c, w: bufio.NewWriter(c.Writer)} }
+
+func (n *ndjson) event(_ string, v any) error {
+	b, err := marshalJSON(v)
+	if err != nil {
+		return err
+	}
+	return n.line(b)
+}
+
+func (n *ndjson) line(b []byte) error {
+	if !n.started {
+		n.started = true
+		h := n.c.Writer.Header()
+		h.Set("Content-Type", api.NDJSONType)
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		h.Set("X-Content-Type-Options", "nosniff")
+		n.c.Status(http.StatusOK)
+	}
+	n.w.Write(b)
+	return n.w.WriteByte('\n')
+}
+
+func (n *ndjson) flush() error {
+	if err := n.w.Flush(); err != nil {
+		return err
+	}
+	n.c.Writer.Flush()
+	return nil
+}
+
+// fail ends the stream with err: an ordinary error answer before the first line, a last
+// line with the error body after it.
+func (n *ndjson) fail(err error) {
+	if !n.started {
+		writeError(n.c, err)
+		return
+	}
+	n.c.Error(err) //nolint:errcheck // for the request log
+	if errors.Is(n.c.Request.Context().Err(), context.Canceled) {
+		return // nobody is listening
+	}
+	n.line(streamErrorFor(n.c.Request.URL.Path, err))
+	n.flush()
 }
 
 // generateResponse builds the answer to a generation and counts its tokens.
@@ -274,8 +238,11 @@ func (q *tokenQueue) take() []infer.Token {
 }
 
 // runStream generates in the model's batch, passing tokens to emit as they are decided.
-// When emit fails (the client is gone), the request leaves the batch before the next step.
-func (s *Server) runStream(ctx context.Context, r *resident, inputs [][]int, opts infer.GenerateOptions, emit func([]infer.Token) error) ([]infer.Generation, error) {
+// ended, if not nil, sees each token first, on the Batcher's goroutine (so it must be quick
+// and must not block): a sequence for which it returns true leaves the batch before its
+// next step (infer.StopSet), not some steps later when the handler gets to it. When emit
+// fails (the client is gone), the request leaves the batch before the next step.
+func (s *Server) runStream(ctx context.Context, r *resident, inputs [][]int, opts infer.GenerateOptions, ended func(infer.Token) bool, emit func([]infer.Token) error) ([]infer.Generation, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	q := &tokenQueue{notify: make(chan struct{}, 1)}
@@ -285,7 +252,18 @@ func (s *Server) runStream(ctx context.Context, r *resident, inputs [][]int, opt
 	}
 	done := make(chan result, 1)
 	go func() {
-		g, err := r.batcher.Generate(ctx, inputs, opts, q.push)
+		hooks := infer.GenerateHooks{Token: q.push}
+		if ended != nil {
+			stop := &infer.StopSet{}
+			hooks.Stop = stop
+			hooks.Token = func(t infer.Token) {
+				q.push(t)
+				if ended(t) {
+					stop.Stop(t.Input, t.Sequence)
+				}
+			}
+		}
+		g, err := r.batcher.GenerateWith(ctx, inputs, opts, hooks)
 		done <- result{g, err}
 	}()
 	for {
@@ -315,6 +293,8 @@ func (s *Server) runStream(ctx context.Context, r *resident, inputs [][]int, opt
 // already emitted token keeps the space SentencePiece puts before a word, which decoding
 // strips at the start of a text. Decoding rules that reach further back (rare) can make the
 // increments differ from the final text; the final event carries the authoritative text.
+// An increment never splits a UTF-8 sequence: one that would end inside a character waits
+// for the tokens that complete it.
 type detokenizer struct {
 	r    *resident
 	seqs map[[2]int]*detokSeq
@@ -338,21 +318,72 @@ func (d *detokenizer) add(input, seq, id int) string {
 		d.seqs[k] = st
 	}
 	st.ids = append(st.ids, id)
-	before := d.r.decode(st.ids[st.prefix:st.readFrom])
-	after := d.r.decode(st.ids[st.prefix:])
-	if len(after) <= len(before) {
-		return "" // nothing visible yet (a special token, or a piece that adds no text)
+	delta, ok := d.delta(st.ids[st.prefix:st.readFrom], st.ids[st.prefix:])
+	if ok {
+		st.prefix, st.readFrom = st.readFrom, len(st.ids)
 	}
-	delta := after[len(before):]
-	if !strings.HasPrefix(after, before) {
-		n := 0
-		for n < len(after) && n < len(before) && after[n] == before[n] {
+	return delta
+}
+
+// peek returns the text add(input, seq, id) would return, without adding id.
+func (d *detokenizer) peek(input, seq, id int) string {
+	st := d.seqs[[2]int{input, seq}]
+	if st == nil {
+		st = &detokSeq{}
+	}
+	window := slices.Clip(st.ids[st.prefix:])
+	delta, _ := d.delta(st.ids[st.prefix:st.readFrom], append(window, id))
+	return delta
+}
+
+// delta returns the text that decoding after adds to decoding before; ok is false when
+// there is none to emit yet (a special token, a piece that adds no text, or an unfinished
+// UTF-8 sequence).
+func (d *detokenizer) delta(before, after []int) (string, bool) {
+	b, a := d.r.decode(before), d.r.decode(after)
+	if len(a) <= len(b) {
+		return "", false
+	}
+	n := len(b)
+	if !strings.HasPrefix(a, b) {
+		n = 0
+		for n < len(a) && n < len(b) && a[n] == b[n] {
 			n++
 		}
-		delta = after[n:]
+		for n > 0 && !utf8.RuneStart(a[n]) {
+			n-- // the texts differ inside a character: restart at its first byte
+		}
 	}
-	st.prefix, st.readFrom = st.readFrom, len(st.ids)
-	return delta
+	delta := a[n:]
+	if i := lastRuneStart(delta); i >= 0 && !utf8.FullRuneInString(delta[i:]) {
+		return "", false
+	}
+	return delta, true
+}
+
+// lastRuneStart returns the index of the last byte of s that starts a UTF-8 sequence, or -1.
+func lastRuneStart(s string) int {
+	for i := len(s) - 1; i >= 0 && i >= len(s)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(s[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// special reports whether id is a control token (</s>, <pad>, <extra_id_N>) that decoding
+// leaves out of texts.
+func (r *resident) special(id int) bool {
+	return r.tok != nil && r.decode([]int{id}) == "" && r.pieceText(id) != ""
+}
+
+// tokenName is how OpenAI's logprobs name token id, whose text here is piece: by that text,
+// or, for a special token, which adds none, by its piece ("</s>").
+func (r *resident) tokenName(id int, piece string) string {
+	if piece == "" && r.special(id) {
+		return r.pieceText(id)
+	}
+	return piece
 }
 
 // sse writes server-sent events. The status line and headers go with the first event, so
@@ -384,11 +415,23 @@ func (e *sse) start() {
 
 // event writes one event (name may be empty) with v as its JSON data.
 func (e *sse) event(name string, v any) error {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
 		return err
 	}
 	return e.raw(name, b)
+}
+
+// marshalJSON is json.Marshal without HTML escaping, as c.PureJSON writes answers: a
+// token such as "</s>" reads the same streamed or not.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func (e *sse) raw(name string, data []byte) error {
@@ -423,106 +466,6 @@ func (e *sse) fail(err error) {
 	if errors.Is(e.c.Request.Context().Err(), context.Canceled) {
 		return // nobody is listening (a timeout, by contrast, is reported)
 	}
-	e.raw(e.errorEvent, streamError(err))
+	e.raw(e.errorEvent, streamErrorFor(e.c.Request.URL.Path, err))
 	e.flush()
-}
-
-// score answers POST /api/score.
-func (s *Server) score(c *gin.Context) {
-	var req api.ScoreRequest
-	if err := decodeJSON(c, &req, true); err != nil {
-		writeError(c, err)
-		return
-	}
-	switch n := len(req.Pairs); {
-	case n == 0:
-		writeError(c, badRequest("no pairs"))
-		return
-	case n > s.cfg.Limits.MaxInputs:
-		writeError(c, overLimit("%d pairs, the limit is %d", n, s.cfg.Limits.MaxInputs))
-		return
-	}
-	r, release, err := s.useModel(c, req.Model, req.KeepAlive)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	defer release()
-	pairs := make([]infer.ScorePair, len(req.Pairs))
-	in := 0
-	for i, p := range req.Pairs {
-		if pairs[i].Input, err = s.pairSide(r, fmt.Sprintf("pair %d input", i), p.Input, p.InputIDs); err == nil {
-			pairs[i].Target, err = s.pairSide(r, fmt.Sprintf("pair %d target", i), p.Target, p.TargetIDs)
-		}
-		if err != nil {
-			writeError(c, err)
-			return
-		}
-		in += len(pairs[i].Input) + len(pairs[i].Target)
-	}
-	res, err := r.model.Score(c.Request.Context(), pairs)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	out := api.ScoreResponse{Model: r.name, Results: make([]api.ScoreResult, len(res)), Usage: api.Usage{InputTokens: in}}
-	for i, x := range res {
-		out.Results[i] = api.ScoreResult{SumLogprob: x.SumLogprob, TargetIDs: pairs[i].Target, TokenLogprobs: x.TokenLogprobs}
-	}
-	s.countTokens(r.name, in, 0)
-	c.PureJSON(http.StatusOK, out)
-}
-
-// pairSide returns one side of a score pair: a text (tokenized) or ids, not both.
-func (s *Server) pairSide(r *resident, what, text string, ids []int) ([]int, error) {
-	switch {
-	case text != "" && ids != nil:
-		return nil, badRequest("%s: set the text or the ids, not both", what)
-	case text != "":
-		t, err := r.tokenize(what, []string{text})
-		if err != nil {
-			return nil, err
-		}
-		ids = t[0]
-	}
-	return ids, s.checkLen(what, ids)
-}
-
-// encode answers POST /api/encode.
-func (s *Server) encode(c *gin.Context) {
-	var req api.EncodeRequest
-	if err := decodeJSON(c, &req, true); err != nil {
-		writeError(c, err)
-		return
-	}
-	r, release, err := s.useModel(c, req.Model, req.KeepAlive)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	defer release()
-	inputs, err := s.inputs(r, req.Input, req.Inputs, req.InputIDs)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	encs, err := r.model.Encode(c.Request.Context(), inputs)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	d := r.model.Shape().DModel
-	out := api.EncodeResponse{Model: r.name, Embeddings: make([][]float32, len(encs)), Usage: api.Usage{InputTokens: totalLen(inputs)}}
-	for i, e := range encs {
-		out.Embeddings[i] = e.Mean
-		if req.Hidden {
-			rows := make([][]float32, len(e.Hidden)/d)
-			for j := range rows {
-				rows[j] = e.Hidden[j*d : (j+1)*d]
-			}
-			out.Hidden = append(out.Hidden, rows)
-		}
-	}
-	s.countTokens(r.name, out.Usage.InputTokens, 0)
-	c.PureJSON(http.StatusOK, out)
 }

@@ -250,18 +250,24 @@ func (s *Server) pull(c *gin.Context) {
 	bw.Flush()
 }
 
-// ps answers GET /api/ps.
+// ps answers GET /api/ps: the models loaded and loading, with the memory each holds in the
+// budget now.
 func (s *Server) ps(c *gin.Context) {
-	models, bytes := s.models.snapshot()
-	out := api.PsResponse{Models: []api.LoadedModel{}, MemoryBytes: bytes, MemoryBudget: s.cfg.MemoryBudget, MaxLoaded: s.cfg.MaxLoaded}
+	models := s.models.snapshot()
+	out := api.PsResponse{Models: []api.LoadedModel{}, MemoryBudget: s.cfg.MemoryBudget, MaxLoaded: s.cfg.MaxLoaded}
+	fixed, requests := s.mem.usage()
+	out.MemoryBytes = fixed + requests
 	now := time.Now()
 	for _, m := range models {
 		lm := api.LoadedModel{
-			Name: m.name, MemoryBytes: m.weights + m.kv, WeightBytes: m.weights, KVBytes: m.kv,
-			LoadedAt: m.loadedAt.UTC(), LastUsed: m.lastUsed.UTC(), KeepAlive: api.Duration{Duration: m.keepAlive},
-			Requests: m.refs, Queued: m.queued, Decoding: m.decoding,
+			Name: m.name, State: "ready", MemoryBytes: m.weights + m.kv + m.requests, WeightBytes: m.weights, KVBytes: m.kv,
+			RequestBytes: m.requests, LoadedAt: m.loadedAt.UTC(), LastUsed: m.lastUsed.UTC(),
+			KeepAlive: api.Duration{Duration: m.keepAlive}, Requests: m.refs, Queued: m.queued, Decoding: m.decoding,
 		}
-		if m.refs == 0 {
+		if !m.loaded {
+			lm.State = "loading"
+			lm.Load = &api.LoadProgress{Completed: m.pulled, Total: m.pullTotal, Since: m.started.UTC()}
+		} else if m.refs == 0 {
 			lm.IdleSeconds = now.Sub(m.lastUsed).Seconds()
 			if m.keepAlive > 0 {
 				exp := m.lastUsed.Add(m.keepAlive).UTC()

@@ -188,13 +188,19 @@ func do(t *testing.T, method, url, body string, header ...string) (int, http.Hea
 	return resp.StatusCode, resp.Header, b
 }
 
-// errorCode returns the code of an ErrorBody, or "" if b is not one.
+// errorCode returns the code of an error body, or "" if b is not one: the native API's
+// ErrorBody, or the {"error": {"code", ...}} of the /v1 routes (OpenAIErrorBody) and of the
+// registry routes.
 func errorCode(b []byte) string {
 	var e api.ErrorBody
-	if json.Unmarshal(b, &e) != nil {
-		return ""
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		return e.Code
 	}
-	return e.Error.Code
+	var o api.OpenAIErrorBody
+	if json.Unmarshal(b, &o) == nil && o.Error.Message != "" {
+		return o.Error.Code
+	}
+	return ""
 }
 
 // sseEvent is one server-sent event.

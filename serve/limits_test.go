@@ -53,6 +53,7 @@ func startStream(t *testing.T, ts *testServer, model string, maxNew int, header 
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

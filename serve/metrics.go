@@ -1,7 +1,9 @@
 package serve
 
 import (
+	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,7 +30,34 @@ type metrics struct {
 	evictions  *prometheus.CounterVec   // model, reason
 	loaded     prometheus.Gauge
 	memory     prometheus.Gauge
+	requestMem prometheus.Gauge
 	pullBytes  prometheus.Counter
+
+	// known holds the model names a label may carry: those the server was started with and
+	// those that loaded at least once (the registry's, so a bounded set); any other name a
+	// client sends is labelled "other", so that no request adds a series that stays.
+	known sync.Map // string → true
+}
+
+// otherModel is the model label of a name that is not known.
+const otherModel = "other"
+
+// label returns the model label of name.
+func (m *metrics) label(name string) string {
+	if name == "" {
+		return ""
+	}
+	if _, ok := m.known.Load(name); ok {
+		return name
+	}
+	return otherModel
+}
+
+// setMemory publishes the budget's use.
+func (m *metrics) setMemory(mem *memory) {
+	fixed, requests := mem.usage()
+	m.memory.Set(float64(fixed))
+	m.requestMem.Set(float64(requests))
 }
 
 func newMetrics() *metrics {
@@ -72,14 +101,17 @@ func newMetrics() *metrics {
 			Name: "t5zoo_models_loaded", Help: "Models resident in memory (or loading).",
 		}),
 		memory: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "t5zoo_model_memory_bytes", Help: "Memory the resident models count against the budget (weights + KV caches).",
+			Name: "t5zoo_model_memory_bytes", Help: "Memory the resident models reserve in the budget (weights, tables, batch working memory).",
+		}),
+		requestMem: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "t5zoo_request_memory_bytes", Help: "Memory the running requests hold in the budget (decoding caches, encode and score scratch).",
 		}),
 		pullBytes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "t5zoo_pull_bytes_total", Help: "Bytes of model files written by pulls (POST /api/pull and loads).",
+			Name: "t5zoo_pull_bytes_total", Help: "Bytes of model files pulls fetched from the registry (POST /api/pull and loads), each chunk once.",
 		}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.tokensIn, m.tokensOut, m.inflight, m.queued, m.batchRows,
-		m.encodeSize, m.loads, m.evictions, m.loaded, m.memory, m.pullBytes,
+		m.encodeSize, m.loads, m.evictions, m.loaded, m.memory, m.requestMem, m.pullBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -96,10 +128,10 @@ func (s *Server) observe(c *gin.Context) {
 	if route == "" {
 		route = "unmatched"
 	}
-	model := c.GetString(modelKey)
+	model := s.metrics.label(c.GetString(modelKey))
 	status := c.Writer.Status()
 	d := time.Since(start)
-	s.metrics.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status), model).Inc()
+	s.metrics.requests.WithLabelValues(route, methodLabel(c.Request.Method), strconv.Itoa(status), model).Inc()
 	s.metrics.latency.WithLabelValues(route, model).Observe(d.Seconds())
 	attrs := []any{
 		"method", c.Request.Method, "route", route, "path", c.Request.URL.Path, "status", status,
@@ -116,6 +148,16 @@ func (s *Server) observe(c *gin.Context) {
 	} else {
 		s.log.Info("request", attrs...)
 	}
+}
+
+// methodLabel bounds the method label to HTTP's own methods: a client may send any token.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }
 
 // observeBatch returns the Batcher hook that records a model's decoder steps.

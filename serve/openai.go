@@ -1,18 +1,24 @@
 package serve
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/t5zoo/t5zoo/infer"
 	"github.com/t5zoo/t5zoo/serve/api"
+	"github.com/t5zoo/t5zoo/zoo"
 )
 
 // OpenAI's limits and defaults for the completions API.
@@ -22,21 +28,81 @@ const (
 	openAIMaxStops         = 4  // stop strings at most
 )
 
-// openAIModels answers GET /v1/models: the models /api/models lists.
+// openAIModels answers GET /v1/models: every model a request can name, once each and
+// sorted: the local cache's, the registry's (pulled on first use) and the --model
+// directories. A registry that cannot be listed leaves its models out (and is logged), so
+// that clients which list models at start still work with what is local.
 func (s *Server) openAIModels(c *gin.Context) {
-	local, err := s.cache.List(c.Request.Context())
+	ctx := c.Request.Context()
+	local, err := s.cache.List(ctx)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	out := api.OpenAIModelList{Object: "list", Data: []api.OpenAIModel{}}
-	for _, lm := range local {
-		out.Data = append(out.Data, api.OpenAIModel{ID: lm.Ref.String(), Object: "model", Created: lm.Manifest.Created.Unix(), OwnedBy: "t5zoo"})
+	byID := map[string]api.OpenAIModel{}
+	if refs, err := s.store.ListManifests(ctx); err != nil {
+		if ctx.Err() != nil {
+			writeError(c, err)
+			return
+		}
+		s.log.Warn("GET /v1/models: listing the registry failed: its models are left out", "registry", storeName(s.store), "err", err)
+	} else {
+		for _, ref := range refs {
+			byID[ref.String()] = openAIModel(ref.String(), time.Time{})
+		}
 	}
-	for _, name := range sortedKeys(s.cfg.Models) {
-		out.Data = append(out.Data, api.OpenAIModel{ID: name, Object: "model", OwnedBy: "t5zoo"})
+	for _, lm := range local {
+		byID[lm.Ref.String()] = openAIModel(lm.Ref.String(), lm.Manifest.Created)
+	}
+	for name := range s.cfg.Models {
+		byID[name] = openAIModel(name, time.Time{}) // a directory shadows the reference it spells
+	}
+	out := api.OpenAIModelList{Object: "list", Data: make([]api.OpenAIModel, 0, len(byID))}
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		out.Data = append(out.Data, byID[id])
 	}
 	c.PureJSON(http.StatusOK, out)
+}
+
+// openAIModelByID answers GET /v1/models/{id}: the model, or 404 when no request could
+// use it. The id is a model name as requests give it (it may hold "/" and ":").
+func (s *Server) openAIModelByID(c *gin.Context) {
+	id := strings.TrimPrefix(c.Param("id"), "/")
+	m, err := s.findModel(c.Request.Context(), id)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusOK, m)
+}
+
+// findModel returns the model a request naming name would use, without loading it.
+func (s *Server) findModel(ctx context.Context, name string) (api.OpenAIModel, error) {
+	key, ref, isDir, err := s.models.key(name)
+	switch {
+	case err != nil:
+		// Not a model name (a malformed one is a 400 in requests): no model has it.
+		return api.OpenAIModel{}, fmt.Errorf("%w: model %q: no model has this name", zoo.ErrNotFound, name)
+	case isDir:
+		return openAIModel(key, time.Time{}), nil
+	}
+	if lm, err := s.cache.Model(ref); err == nil {
+		return openAIModel(key, lm.Manifest.Created), nil
+	}
+	if _, err := s.store.GetManifest(ctx, ref); err != nil {
+		return api.OpenAIModel{}, fmt.Errorf("model %s: %w", key, err)
+	}
+	return openAIModel(key, time.Time{}), nil // as the listing has it
+}
+
+// openAIModel is a model in OpenAI's shape; created is the push time of a pulled model (0
+// for the others: the listing does not read every manifest of the registry).
+func openAIModel(id string, created time.Time) api.OpenAIModel {
+	m := api.OpenAIModel{ID: id, Object: "model", OwnedBy: "t5zoo"}
+	if !created.IsZero() {
+		m.Created = created.Unix()
+	}
+	return m
 }
 
 // completion is a parsed CompletionRequest.
@@ -115,7 +181,9 @@ func (s *Server) parseCompletion(req *api.CompletionRequest) (completion, error)
 }
 
 // completions answers POST /v1/completions, OpenAI's completions API: a completion per
-// prompt and n, text or server-sent chunks ending with "data: [DONE]".
+// prompt and n, text or server-sent chunks ending with "data: [DONE]". Both go through the
+// stream of tokens, so that a completion whose text reaches a stop string leaves the
+// decoding batch at once (infer.StopSet) instead of decoding on to max_tokens.
 func (s *Server) completions(c *gin.Context) {
 	var req api.CompletionRequest
 	if err := decodeJSON(c, &req, false); err != nil {
@@ -143,36 +211,15 @@ func (s *Server) completions(c *gin.Context) {
 	for i := range choices {
 		choices[i] = newChoice(r, cp, prompts[i/cp.n])
 	}
-	if !cp.stream {
-		gens, err := r.batcher.Generate(c.Request.Context(), prompts, cp.opts, nil)
-		if err != nil {
-			writeError(c, err)
-			return
-		}
-		usage := s.completionUsage(r, prompts, gens, cp)
-		for i, ch := range choices {
-			h := gens[i/cp.n].Hypotheses[0]
-			if !cp.greedyN {
-				h = gens[i/cp.n].Hypotheses[i%cp.n]
-			}
-			ids := h.IDs[1:]
-			for k, id := range ids {
-				ch.add(id, h.TokenLogprobs[k], topOf(h, k), k == len(ids)-1)
-			}
-			resp.Choices = append(resp.Choices, ch.whole(i))
-		}
-		resp.Usage = &usage
-		c.PureJSON(http.StatusOK, resp)
-		return
+	var sse *sse
+	if cp.stream {
+		sse = newSSE(c, "")
 	}
-
-	sse := newSSE(c, "")
-	chunk := func(cs ...api.CompletionChoice) error {
-		r := resp
-		r.Choices = cs
-		return sse.event("", r)
+	var ended func(infer.Token) bool
+	if slices.ContainsFunc(cp.stop, func(s string) bool { return s != "" }) {
+		ended = newStopWatch(r, cp.stop).ended
 	}
-	gens, err := s.runStream(c.Request.Context(), r, prompts, cp.opts, func(toks []infer.Token) error {
+	gens, err := s.runStream(c.Request.Context(), r, prompts, cp.opts, ended, func(toks []infer.Token) error {
 		for _, t := range toks {
 			for j := range cp.n {
 				if !cp.greedyN && j != t.Sequence {
@@ -184,20 +231,40 @@ func (s *Server) completions(c *gin.Context) {
 					continue
 				}
 				ch.add(t.ID, t.Logprob, t.Top, t.Last)
+				if sse == nil {
+					continue
+				}
 				if out, ok := ch.next(i); ok {
-					if err := chunk(out); err != nil {
+					chunk := resp
+					chunk.Choices = []api.CompletionChoice{out}
+					if err := sse.event("", chunk); err != nil {
 						return err
 					}
 				}
 			}
 		}
+		if sse == nil {
+			return nil
+		}
 		return sse.flush()
 	})
 	if err != nil {
-		sse.fail(err)
+		if sse != nil {
+			sse.fail(err)
+		} else {
+			writeError(c, err)
+		}
 		return
 	}
-	usage := s.completionUsage(r, prompts, gens, cp)
+	usage := s.completionUsage(r, prompts, gens, choices)
+	if sse == nil {
+		for i, ch := range choices {
+			resp.Choices = append(resp.Choices, ch.whole(i))
+		}
+		resp.Usage = &usage
+		c.PureJSON(http.StatusOK, resp)
+		return
+	}
 	if cp.usage {
 		u := resp
 		u.Choices, u.Usage = []api.CompletionChoice{}, &usage
@@ -207,27 +274,23 @@ func (s *Server) completions(c *gin.Context) {
 	sse.flush()
 }
 
-// completionUsage counts the tokens of a completion request (and records them).
-func (s *Server) completionUsage(r *resident, prompts [][]int, gens []infer.Generation, cp completion) api.CompletionUsage {
+// completionUsage counts the tokens of a completion request: each choice's, up to and
+// including the token that completed its stop string (or </s>, or the max_tokens-th). The
+// metrics record the tokens the engine decoded, once per sequence.
+func (s *Server) completionUsage(r *resident, prompts [][]int, gens []infer.Generation, choices []*choice) api.CompletionUsage {
 	u := api.CompletionUsage{PromptTokens: totalLen(prompts)}
-	for _, g := range gens {
-		for _, h := range g.Hypotheses {
-			u.CompletionTokens += len(h.IDs) - 1
-		}
-	}
-	s.countTokens(r.name, u.PromptTokens, u.CompletionTokens)
-	if cp.greedyN {
-		u.CompletionTokens *= cp.n
+	for _, ch := range choices {
+		u.CompletionTokens += len(ch.ids)
 	}
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens
-	return u
-}
-
-func topOf(h infer.Hypothesis, k int) []infer.TokenLogprob {
-	if h.TopLogprobs == nil {
-		return nil
+	decoded := 0
+	for _, g := range gens {
+		for _, h := range g.Hypotheses {
+			decoded += len(h.IDs) - 1
+		}
 	}
-	return h.TopLogprobs[k]
+	s.countTokens(r.name, u.PromptTokens, decoded)
+	return u
 }
 
 // choice builds one completion as its tokens arrive: the text (after the echoed prompt),
@@ -238,6 +301,7 @@ type choice struct {
 	detok    *detokenizer
 	ids      []int
 	text     string // decoded completion, prompt excluded, cut at a stop string
+	scanned  int    // bytes of text searched for stop strings
 	prefix   string // the echoed prompt
 	lp       api.CompletionLogprobs
 	sent     int  // bytes of text streamed
@@ -254,9 +318,9 @@ func newChoice(r *resident, cp completion, prompt []int) *choice {
 		for _, id := range prompt {
 			piece := d.add(0, 0, id)
 			if cp.logprobs >= 0 {
-				ch.lp.Tokens = append(ch.lp.Tokens, piece)
+				ch.lp.Tokens = append(ch.lp.Tokens, r.tokenName(id, piece))
 				ch.lp.TokenLogprobs = append(ch.lp.TokenLogprobs, nil)
-				ch.lp.TopLogprobs = append(ch.lp.TopLogprobs, nil)
+				ch.lp.TopLogprobs = append(ch.lp.TopLogprobs, api.TopLogprobs{})
 				ch.lp.TextOffset = append(ch.lp.TextOffset, len(ch.prefix))
 			}
 			ch.prefix += piece
@@ -270,26 +334,23 @@ func (ch *choice) add(id int, logprob float64, top []infer.TokenLogprob, last bo
 	if ch.done {
 		return
 	}
+	tops := api.TopLogprobs{}
+	if ch.cp.logprobs > 0 {
+		tops = ch.topLogprobs(top) // before add: the alternatives at this position
+	}
 	ch.ids = append(ch.ids, id)
 	piece := ch.detok.add(0, 0, id)
 	if ch.cp.logprobs >= 0 {
 		lp := logprob
-		ch.lp.Tokens = append(ch.lp.Tokens, piece)
+		ch.lp.Tokens = append(ch.lp.Tokens, ch.r.tokenName(id, piece))
 		ch.lp.TokenLogprobs = append(ch.lp.TokenLogprobs, &lp)
-		var tops map[string]float64
-		if ch.cp.logprobs > 0 {
-			tops = make(map[string]float64, len(top))
-			for _, t := range top {
-				if _, dup := tops[ch.r.pieceText(t.ID)]; !dup {
-					tops[ch.r.pieceText(t.ID)] = t.Logprob
-				}
-			}
-		}
 		ch.lp.TopLogprobs = append(ch.lp.TopLogprobs, tops)
 		ch.lp.TextOffset = append(ch.lp.TextOffset, len(ch.prefix)+len(ch.text))
 	}
 	ch.text += piece
-	if i := ch.stopAt(); i >= 0 {
+	i := findStop(ch.text, ch.scanned, ch.cp.stop)
+	ch.scanned = len(ch.text)
+	if i >= 0 {
 		ch.text = ch.text[:i]
 		ch.done, ch.finishAt = true, "stop"
 		// Drop the tokens that start at or after the stop string.
@@ -309,18 +370,77 @@ func (ch *choice) add(id int, logprob float64, top []infer.TokenLogprob, last bo
 	}
 }
 
-// stopAt returns where the first stop string starts in the text, or -1.
-func (ch *choice) stopAt() int {
+// topLogprobs names the alternatives at the next position as the tokens are named (what
+// each would add to the text here), best first; a name that two tokens share keeps the
+// better one.
+func (ch *choice) topLogprobs(top []infer.TokenLogprob) api.TopLogprobs {
+	out := make(api.TopLogprobs, 0, len(top))
+	for _, t := range top {
+		name := ch.r.tokenName(t.ID, ch.detok.peek(0, 0, t.ID))
+		if !slices.ContainsFunc(out, func(e api.TextLogprob) bool { return e.Text == name }) {
+			out = append(out, api.TextLogprob{Text: name, Logprob: t.Logprob})
+		}
+	}
+	return out
+}
+
+// findStop returns where the first stop string starts in text, or -1, searching only what
+// follows scanned (bytes already searched) and the tail of it a stop string could start
+// in, so that a long completion costs linear time.
+func findStop(text string, scanned int, stops []string) int {
 	at := -1
-	for _, st := range ch.cp.stop {
+	for _, st := range stops {
 		if st == "" {
 			continue
 		}
-		if i := strings.Index(ch.text, st); i >= 0 && (at < 0 || i < at) {
-			at = i
+		from := max(0, scanned-len(st)+1)
+		if i := strings.Index(text[from:], st); i >= 0 && (at < 0 || from+i < at) {
+			at = from + i
 		}
 	}
 	return at
+}
+
+// stopWatch finds, on the Batcher's goroutine, the token at which each sequence's text
+// reaches a stop string: the token at which choice.add ends the choice, since both decode
+// the same tokens the same way.
+type stopWatch struct {
+	stops []string
+	detok *detokenizer
+	seqs  map[[2]int]*watchedText
+}
+
+type watchedText struct {
+	text    string
+	scanned int
+	done    bool
+}
+
+func newStopWatch(r *resident, stops []string) *stopWatch {
+	return &stopWatch{stops: stops, detok: newDetokenizer(r), seqs: map[[2]int]*watchedText{}}
+}
+
+// ended reports whether t completes a stop string in its sequence, which then needs no
+// further token (the n greedy copies of a prompt share a sequence, and stop together).
+func (w *stopWatch) ended(t infer.Token) bool {
+	k := [2]int{t.Input, t.Sequence}
+	st := w.seqs[k]
+	if st == nil {
+		st = &watchedText{}
+		w.seqs[k] = st
+	}
+	if st.done {
+		return false
+	}
+	st.text += w.detok.add(t.Input, t.Sequence, t.ID)
+	at := findStop(st.text, st.scanned, w.stops)
+	st.scanned = len(st.text)
+	if at >= 0 {
+		st.done = true
+		st.text = "" // no longer needed
+		return !t.Last
+	}
+	return false
 }
 
 // whole returns the finished choice (not streamed).
@@ -336,16 +456,22 @@ func (ch *choice) whole(index int) api.CompletionChoice {
 }
 
 // next returns the stream chunk for what was added since the last one: the text not sent
-// yet, holding back a tail that could still become the start of a stop string until the
-// choice is done, and the new tokens' logprobs. ok is false when there is nothing to send.
+// yet, holding back, until the choice is done, a tail that could still become the start of
+// a stop string, and the logprobs of the tokens that start in the text sent. ok is false
+// when there is nothing to send.
 func (ch *choice) next(index int) (out api.CompletionChoice, ok bool) {
 	end := len(ch.text)
 	if !ch.done {
-		hold := 0
-		for _, st := range ch.cp.stop {
-			hold = max(hold, len(st)-1)
+		end = max(ch.sent, holdBack(ch.text, ch.cp.stop))
+	}
+	n := len(ch.lp.Tokens)
+	if !ch.done {
+		for n > ch.lpSent && ch.lp.TextOffset[n-1] >= len(ch.prefix)+end {
+			n--
 		}
-		end = max(ch.sent, end-hold)
+	}
+	if ch.chunks > 0 && !ch.done && end == ch.sent && n == ch.lpSent {
+		return out, false
 	}
 	text := ch.text[ch.sent:end]
 	if ch.chunks == 0 {
@@ -358,7 +484,6 @@ func (ch *choice) next(index int) (out api.CompletionChoice, ok bool) {
 		out.FinishReason = &reason
 	}
 	if ch.cp.logprobs >= 0 {
-		n := len(ch.lp.Tokens)
 		from := min(ch.lpSent, n)
 		out.Logprobs = &api.CompletionLogprobs{
 			Tokens: ch.lp.Tokens[from:n], TokenLogprobs: ch.lp.TokenLogprobs[from:n],
@@ -368,6 +493,26 @@ func (ch *choice) next(index int) (out api.CompletionChoice, ok bool) {
 	}
 	ch.chunks++
 	return out, true
+}
+
+// holdBack returns how much of text can be streamed before the choice is done: all of it
+// but its longest tail that is the start of a stop string (a stop string can only begin
+// there), cut back to the start of a UTF-8 sequence so that no chunk splits a character.
+func holdBack(text string, stops []string) int {
+	hold := 0
+	for _, st := range stops {
+		for k := min(len(st)-1, len(text)); k > hold; k-- {
+			if strings.HasSuffix(text, st[:k]) {
+				hold = k
+				break
+			}
+		}
+	}
+	end := len(text) - hold
+	for end > 0 && end < len(text) && !utf8.RuneStart(text[end]) {
+		end--
+	}
+	return end
 }
 
 // randomID returns 24 random hex digits.

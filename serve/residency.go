@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -28,7 +30,6 @@ type residency struct {
 
 	mu     sync.Mutex
 	models map[string]*resident
-	bytes  int64 // memory reserved by the models that count (loading or loaded)
 	closed bool
 	loads  sync.WaitGroup
 	done   chan struct{} // closed by close: loads in progress end
@@ -45,8 +46,15 @@ type resident struct {
 	model   *infer.Model
 	tok     *tokenizer.Tokenizer // nil: the directory has no spiece.model
 	batcher *infer.Batcher
-	weights int64
-	kv      int64
+	weights int64 // the weights and tables (infer.LoadBytes)
+	kv      int64 // the batch's working memory and the retained scratch
+	fixed   int64 // what is reserved in the budget: weights, then weights + kv
+
+	inUse atomic.Int64 // the memory its requests hold now
+	// The load's progress, while it pulls (bytes of the model's files).
+	pulled, pullTotal atomic.Int64
+	started           time.Time
+	cancel            context.CancelFunc // ends the load (unload of a loading model)
 
 	// Guarded by residency.mu.
 	reserved  bool // counts against the limits
@@ -61,7 +69,9 @@ type resident struct {
 }
 
 func newResidency(s *Server) *residency {
-	return &residency{s: s, models: map[string]*resident{}, done: make(chan struct{})}
+	rs := &residency{s: s, models: map[string]*resident{}, done: make(chan struct{})}
+	go rs.janitor()
+	return rs
 }
 
 // key returns the residency key of a model name: a name the server was started with
@@ -159,7 +169,7 @@ func (rs *residency) expire(r *resident) {
 // idle and loaded.
 func (rs *residency) evictLocked(r *resident, reason string) {
 	rs.removeLocked(r)
-	rs.s.metrics.evictions.WithLabelValues(r.name, reason).Inc()
+	rs.s.metrics.evictions.WithLabelValues(rs.s.metrics.label(r.name), reason).Inc()
 	rs.s.log.Info("model unloaded", "model", r.name, "reason", reason, "memory", humanize.IBytes(uint64(r.weights+r.kv)))
 	rs.closeModel(r)
 }
@@ -178,12 +188,12 @@ func (rs *residency) removeLocked(r *resident) {
 		delete(rs.models, r.name)
 	}
 	if r.reserved {
-		rs.bytes -= r.weights + r.kv
+		rs.s.mem.releaseFixed(r.fixed)
 		r.reserved = false
 	}
 	rs.s.metrics.loaded.Set(float64(len(rs.models)))
-	rs.s.metrics.memory.Set(float64(rs.bytes))
-	rs.s.metrics.queued.DeleteLabelValues(r.name)
+	rs.s.metrics.setMemory(rs.s.mem)
+	rs.s.metrics.queued.DeleteLabelValues(rs.s.metrics.label(r.name))
 }
 
 // closeModel stops r's batcher and unmaps its weights.
@@ -200,9 +210,12 @@ func (rs *residency) closeModel(r *resident) {
 func (rs *residency) load(r *resident, ref zoo.Ref, isDir bool) {
 	defer rs.loads.Done()
 	// The load is not the requester's: other requests wait for it too, so it runs until it
-	// ends or the server closes.
+	// ends, the server closes, or an unload cancels it.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	rs.mu.Lock()
+	r.cancel, r.started = cancel, time.Now()
+	rs.mu.Unlock()
 	go func() {
 		select {
 		case <-rs.done:
@@ -210,14 +223,21 @@ func (rs *residency) load(r *resident, ref zoo.Ref, isDir bool) {
 		case <-ctx.Done():
 		}
 	}()
-	start := time.Now()
-	err := rs.doLoad(ctx, r, ref, isDir)
+	err := rs.doLoadSafely(ctx, r, ref, isDir)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrShuttingDown) {
+		select {
+		case <-rs.done:
+			err = fmt.Errorf("%w: %w", ErrShuttingDown, err)
+		default:
+			err = fmt.Errorf("%w: %s was unloaded while it loaded", errLoadCancelled, r.name)
+		}
+	}
 	rs.mu.Lock()
 	if err != nil {
-		r.err = fmt.Errorf("load %s: %w", r.name, err)
+		r.err = fmt.Errorf("load %s: %w", r.name, rs.s.scrubErr(err))
 		rs.removeLocked(r)
 		rs.mu.Unlock()
-		rs.s.metrics.loads.WithLabelValues(r.name, "error").Inc()
+		rs.s.metrics.loads.WithLabelValues(rs.s.metrics.label(r.name), "error").Inc()
 		rs.s.log.Warn("model load failed", "model", r.name, "err", err)
 		rs.closeModel(r)
 		close(r.ready)
@@ -226,10 +246,22 @@ func (rs *residency) load(r *resident, ref zoo.Ref, isDir bool) {
 	r.loaded, r.loadedAt, r.lastUsed = true, time.Now(), time.Now()
 	rs.idleLocked(r) // every waiting request may have given up
 	rs.mu.Unlock()
-	rs.s.metrics.loads.WithLabelValues(r.name, "ok").Inc()
+	rs.s.metrics.loads.WithLabelValues(rs.s.metrics.label(r.name), "ok").Inc()
 	rs.s.log.Info("model loaded", "model", r.name, "dir", r.dir, "weights", humanize.IBytes(uint64(r.weights)),
-		"kv_reserve", humanize.IBytes(uint64(r.kv)), "took", time.Since(start).Round(time.Millisecond))
+		"working_memory", humanize.IBytes(uint64(r.kv)), "took", time.Since(r.started).Round(time.Millisecond))
 	close(r.ready)
+}
+
+// doLoadSafely is doLoad, with a panic (a checkpoint no check foresaw) turned into the
+// load's error: one bad model costs its requests an error, never the process.
+func (rs *residency) doLoadSafely(ctx context.Context, r *resident, ref zoo.Ref, isDir bool) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			rs.s.log.Error("model load panicked", "model", r.name, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: the checkpoint broke the loader (%v)", infer.ErrCheckpoint, v)
+		}
+	}()
+	return rs.doLoad(ctx, r, ref, isDir)
 }
 
 func (rs *residency) doLoad(ctx context.Context, r *resident, ref zoo.Ref, isDir bool) error {
@@ -237,101 +269,170 @@ func (rs *residency) doLoad(ctx context.Context, r *resident, ref zoo.Ref, isDir
 	if isDir {
 		r.dir = cfg.Models[r.name]
 	} else {
-		lm, err := rs.s.cache.Model(ref)
-		if errors.Is(err, zoo.ErrNotFound) {
-			rs.s.log.Info("pulling model for its first use", "model", r.name, "registry", storeName(rs.s.store))
-			lm, err = rs.s.cache.Pull(ctx, rs.s.store, ref, zoo.PullOptions{Logger: rs.s.log, Progress: rs.s.pullProgress()})
-		}
+		lm, err := rs.s.localModel(ctx, ref, r)
 		if err != nil {
 			return err
 		}
 		r.dir = lm.Dir
 	}
+	// A name the cache holds is one of a bounded set: its metrics carry it (metrics.label).
+	rs.s.metrics.known.Store(r.name, true)
 	data, err := os.ReadFile(filepath.Join(r.dir, "config.json"))
 	if err != nil {
-		return fmt.Errorf("%w: %w", infer.ErrCheckpoint, err)
+		return fmt.Errorf("%w: config.json: %w", infer.ErrCheckpoint, err)
 	}
 	shape, err := catalog.ParseHFConfig(data)
 	if err != nil {
 		return fmt.Errorf("%w: config.json: %w", infer.ErrCheckpoint, err)
 	}
-	// Weights in the load dtype (float32 unless one is configured: a checkpoint's own bf16
-	// is then counted high); the KV reserve is a full decoding batch of requests at the input
-	// and output limits.
-	wdt := cfg.DType
-	if wdt == "" {
-		wdt = catalog.F32
+	// Price the load before making it: the weights in the load type (a checkpoint's own
+	// type is priced as float32 until the load says which it is) and the position-bias
+	// tables, within the memory budget.
+	lopts := infer.LoadOptions{Threads: cfg.Threads, DType: cfg.DType, MaxTokens: max(cfg.Limits.MaxInputTokens, cfg.Limits.MaxNewTokens+1)}
+	weights, err := infer.LoadBytes(shape, lopts)
+	if err != nil {
+		return fmt.Errorf("%w: %w", infer.ErrCheckpoint, err)
 	}
-	r.weights = shape.WeightBytes(wdt)
-	r.kv = int64(cfg.Limits.MaxBatchRows) * shape.KVCacheBytes().RequestKVBytes(cfg.Limits.MaxInputTokens, cfg.Limits.MaxNewTokens)
-	if err := rs.reserve(r); err != nil {
+	if err := rs.reserve(r, weights); err != nil {
 		return err
 	}
-	m, err := infer.Load(ctx, r.dir, infer.LoadOptions{Threads: cfg.Threads, DType: cfg.DType, MaxTokens: max(cfg.Limits.MaxInputTokens, cfg.Limits.MaxNewTokens+1)})
+	m, err := infer.Load(ctx, r.dir, lopts)
 	if err != nil {
 		return err
 	}
 	r.model = m
 	if _, err := os.Stat(filepath.Join(r.dir, "spiece.model")); err == nil {
 		if r.tok, err = tokenizer.Open(r.dir); err != nil {
-			return err
+			return fmt.Errorf("%w: spiece.model: %w", infer.ErrCheckpoint, err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return fmt.Errorf("%w: spiece.model: %w", infer.ErrCheckpoint, err)
 	}
-	r.batcher = infer.NewBatcher(m, infer.BatcherOptions{
+	bopts := infer.BatcherOptions{
 		MaxRows:  cfg.Limits.MaxBatchRows,
 		MaxQueue: cfg.Limits.MaxQueue,
-		Observe:  rs.s.metrics.observeBatch(r.name),
-	})
+		Memory:   modelMemory{m: rs.s.mem, inUse: &r.inUse},
+		Observe:  rs.s.metrics.observeBatch(rs.s.metrics.label(r.name)),
+	}
+	// Now that the model is known: its weights in the type it loaded, and the working memory
+	// of its batch and of the scratch it keeps.
+	actual, err := infer.LoadBytes(shape, infer.LoadOptions{DType: m.DType(), MaxTokens: lopts.MaxTokens})
+	if err != nil {
+		return err
+	}
+	if err := rs.resize(r, actual, m.BatcherBytes(bopts)+m.RetainedBytes()); err != nil {
+		return err
+	}
+	r.batcher = infer.NewBatcher(m, bopts)
 	return nil
 }
 
-// reserve counts r against --max-loaded and --memory-budget, evicting idle models, least
-// recently used first, until it fits.
-func (rs *residency) reserve(r *resident) error {
+// reserve counts r against --max-loaded and need bytes of the memory budget, evicting idle
+// models, least recently used first, until it fits.
+func (rs *residency) reserve(r *resident, need int64) error {
 	cfg := rs.s.cfg
-	need := r.weights + r.kv
-	if cfg.MemoryBudget > 0 && need > cfg.MemoryBudget {
-		return fmt.Errorf("%w: %s needs %s (weights %s + KV caches %s for %d sequences of %d+%d tokens), the budget is %s",
-			ErrTooLarge, r.name, humanize.IBytes(uint64(need)), humanize.IBytes(uint64(r.weights)), humanize.IBytes(uint64(r.kv)),
-			cfg.Limits.MaxBatchRows, cfg.Limits.MaxInputTokens, cfg.Limits.MaxNewTokens, humanize.IBytes(uint64(cfg.MemoryBudget)))
+	if b := cfg.MemoryBudget; b > 0 && need > b {
+		return fmt.Errorf("%w: %s needs %s for its weights, the budget is %s", ErrTooLarge, r.name,
+			humanize.IBytes(uint64(need)), humanize.IBytes(uint64(b)))
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.closed {
 		return ErrShuttingDown
 	}
-	fits := func() bool {
+	countOK := func() bool {
 		n := 0
 		for _, m := range rs.models {
 			if m.reserved {
 				n++
 			}
 		}
-		return (cfg.MaxLoaded <= 0 || n < cfg.MaxLoaded) && (cfg.MemoryBudget <= 0 || rs.bytes+need <= cfg.MemoryBudget)
+		return cfg.MaxLoaded <= 0 || n < cfg.MaxLoaded
 	}
-	var idle []*resident
-	for _, m := range rs.models {
-		if m.reserved && m.refs == 0 && m.loaded {
-			idle = append(idle, m)
+	for !countOK() || !rs.s.mem.reserveFixed(need) {
+		if !rs.evictOneLocked(r) {
+			fixed, requests := rs.s.mem.usage()
+			return fmt.Errorf("%w: %s needs %s but the loaded models (%s, and %s held by requests, of %s; %d of at most %d) are all in use; retry later",
+				ErrBusy, r.name, humanize.IBytes(uint64(need)), humanize.IBytes(uint64(fixed)), humanize.IBytes(uint64(requests)),
+				budgetString(cfg.MemoryBudget), len(rs.models)-1, cfg.MaxLoaded)
 		}
 	}
-	slices.SortFunc(idle, func(a, b *resident) int { return a.lastUsed.Compare(b.lastUsed) })
-	for !fits() {
-		if len(idle) == 0 {
-			return fmt.Errorf("%w: %s needs %s but the loaded models (%s of %s, %d of at most %d) are all in use; retry later",
-				ErrBusy, r.name, humanize.IBytes(uint64(need)), humanize.IBytes(uint64(rs.bytes)), budgetString(cfg.MemoryBudget),
-				len(rs.models)-1, cfg.MaxLoaded)
-		}
-		rs.evictLocked(idle[0], "lru")
-		idle = idle[1:]
-	}
-	r.reserved = true
-	rs.bytes += need
+	r.reserved, r.fixed, r.weights = true, need, need
 	rs.s.metrics.loaded.Set(float64(len(rs.models)))
-	rs.s.metrics.memory.Set(float64(rs.bytes))
+	rs.s.metrics.setMemory(rs.s.mem)
 	return nil
+}
+
+// resize changes r's reservation to weights + kv once the load knows them, evicting idle
+// models when it grows.
+func (rs *residency) resize(r *resident, weights, kv int64) error {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if !r.reserved {
+		return ErrShuttingDown
+	}
+	need := weights + kv
+	if b := rs.s.cfg.MemoryBudget; b > 0 && need > b {
+		return fmt.Errorf("%w: %s needs %s (weights %s + working memory %s for batches of %d rows), the budget is %s",
+			ErrTooLarge, r.name, humanize.IBytes(uint64(need)), humanize.IBytes(uint64(weights)), humanize.IBytes(uint64(kv)),
+			rs.s.cfg.Limits.MaxBatchRows, humanize.IBytes(uint64(b)))
+	}
+	if grow := need - r.fixed; grow > 0 {
+		for !rs.s.mem.reserveFixed(grow) {
+			if !rs.evictOneLocked(r) {
+				return fmt.Errorf("%w: %s needs %s more working memory and the loaded models are all in use; retry later",
+					ErrBusy, r.name, humanize.IBytes(uint64(grow)))
+			}
+		}
+	} else if grow < 0 {
+		rs.s.mem.releaseFixed(-grow)
+	}
+	r.weights, r.kv, r.fixed = weights, kv, need
+	rs.s.metrics.setMemory(rs.s.mem)
+	return nil
+}
+
+// evictOneLocked unloads the least recently used idle model other than keep, reporting
+// whether there was one.
+func (rs *residency) evictOneLocked(keep *resident) bool {
+	var lru *resident
+	for _, m := range rs.models {
+		if m != keep && m.reserved && m.refs == 0 && m.loaded && (lru == nil || m.lastUsed.Before(lru.lastUsed)) {
+			lru = m
+		}
+	}
+	if lru == nil {
+		return false
+	}
+	rs.evictLocked(lru, "lru")
+	return true
+}
+
+// evictIdle unloads idle models, least recently used first, until need bytes are free (or
+// none is idle): requests short of memory ask for it.
+func (rs *residency) evictIdle(need int64) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for f := rs.s.mem.free(); f >= 0 && f < need; f = rs.s.mem.free() {
+		if !rs.evictOneLocked(nil) {
+			return
+		}
+	}
+}
+
+// janitor evicts an idle model whenever a Batcher is refused memory (it cannot wait for an
+// eviction itself), until the residency closes.
+func (rs *residency) janitor() {
+	for {
+		select {
+		case <-rs.done:
+			return
+		case <-rs.s.mem.short:
+			rs.mu.Lock()
+			rs.evictOneLocked(nil)
+			rs.mu.Unlock()
+		}
+	}
 }
 
 func budgetString(b int64) string {
@@ -354,7 +455,15 @@ func (rs *residency) unloadModel(name string) (bool, error) {
 	if !ok {
 		return false, fmt.Errorf("%s is not loaded: %w", key, zoo.ErrNotFound)
 	}
-	if r.refs > 0 || !r.loaded {
+	if !r.loaded {
+		// A load in progress (a stalled pull, a slow disk) is cancelled: its waiting requests
+		// fail, and the next request starts a new load.
+		if r.cancel != nil {
+			r.cancel()
+		}
+		return false, nil
+	}
+	if r.refs > 0 {
 		r.unload = true
 		return false, nil
 	}
@@ -386,32 +495,34 @@ func (rs *residency) isLoaded(key string) bool {
 	return ok
 }
 
-// snapshot describes the loaded models, by name.
-func (rs *residency) snapshot() (models []residentInfo, bytes int64) {
+// snapshot describes the models loaded and loading, by name.
+func (rs *residency) snapshot() []residentInfo {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	var models []residentInfo
 	for _, r := range rs.models {
-		if !r.loaded {
-			continue
-		}
-		info := residentInfo{name: r.name, weights: r.weights, kv: r.kv, loadedAt: r.loadedAt, lastUsed: r.lastUsed,
-			keepAlive: r.keepAlive, refs: r.refs}
+		info := residentInfo{name: r.name, loaded: r.loaded, weights: r.weights, kv: r.kv, requests: r.inUse.Load(),
+			loadedAt: r.loadedAt, lastUsed: r.lastUsed, keepAlive: r.keepAlive, refs: r.refs,
+			started: r.started, pulled: r.pulled.Load(), pullTotal: r.pullTotal.Load()}
 		if r.batcher != nil {
 			info.queued, info.decoding = r.batcher.Stats()
 		}
 		models = append(models, info)
 	}
 	slices.SortFunc(models, func(a, b residentInfo) int { return cmpString(a.name, b.name) })
-	return models, rs.bytes
+	return models
 }
 
 type residentInfo struct {
-	name               string
-	weights, kv        int64
-	loadedAt, lastUsed time.Time
-	keepAlive          time.Duration
-	refs               int
-	queued, decoding   int
+	name                  string
+	loaded                bool
+	weights, kv, requests int64
+	loadedAt, lastUsed    time.Time
+	keepAlive             time.Duration
+	refs                  int
+	queued, decoding      int
+	started               time.Time
+	pulled, pullTotal     int64
 }
 
 func cmpString(a, b string) int {

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,10 +36,18 @@ type Limits struct {
 	// MaxInputs bounds the inputs (texts, id sequences, score pairs, prompts) of one
 	// request; 0 means 64.
 	MaxInputs int
-	// RequestTimeout bounds the time an inference request may take, queueing and
-	// streaming included (504, or an error event, beyond); 0 means 5 minutes, negative no
-	// limit.
+	// RequestTimeout bounds the time an inference request may take, from its first byte:
+	// reading its body, queueing, decoding and streaming (504, or an error event, beyond).
+	// 0 means 5 minutes, negative no limit.
 	RequestTimeout time.Duration
+	// ReadTimeout bounds the time to read a request's headers and body (408 beyond); 0 means
+	// 30 seconds. A body is read whole before the request takes a place in the queue, so
+	// slow senders hold no inference slot.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each write of a response: a client that reads nothing of its
+	// answer (or stream) for this long loses the connection, and the request its place in
+	// the batch. 0 means 30 seconds.
+	WriteTimeout time.Duration
 	// MaxQueue bounds the inference requests admitted at once, waiting or running, server
 	// wide; beyond it requests get 503 with Retry-After. 0 means 256.
 	MaxQueue int
@@ -60,6 +72,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.RequestTimeout == 0 {
 		l.RequestTimeout = 5 * time.Minute
+	}
+	if l.ReadTimeout <= 0 {
+		l.ReadTimeout = 30 * time.Second
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = 30 * time.Second
 	}
 	if l.MaxQueue <= 0 {
 		l.MaxQueue = 256
@@ -96,10 +114,25 @@ type Config struct {
 	KeepAlive time.Duration
 	// MaxLoaded bounds the models loaded at once; 0 means no bound.
 	MaxLoaded int
-	// MemoryBudget bounds the memory of the loaded models, each counted as its float32
-	// weights plus the KV caches of a full decoding batch at the request limits
-	// (catalog's cost model); 0 means no bound.
+	// MemoryBudget bounds the memory of the loaded models and of the requests they serve:
+	// each model's weights in the load type with its position-bias tables, the working
+	// memory of its decoding batch and the scratch it keeps (reserved at load), and, while
+	// requests run, their decoding caches and encode and score scratch, each priced by the
+	// engine before it is allocated. A request waits for memory until its deadline (idle
+	// models are evicted for it); one that cannot fit beside its model gets 507. 0 means no
+	// bound (the memory is still counted, in /api/ps).
 	MemoryBudget int64
+	// AllowOrigins are the browser origins (scheme://host[:port], "*" for any) whose
+	// requests are answered, with CORS headers; a request with any other Origin header than
+	// the server's own is refused (403). None means same-origin only.
+	AllowOrigins []string
+	// AllowHosts are the Host header values (a name, ".suffix" for a domain and its
+	// subdomains, "*" for any) answered beside localhost, the machine's name and IP
+	// addresses; others are refused (403), so that a web page cannot reach a local server
+	// through a DNS name it rebinds to 127.0.0.1. The check applies while the server listens
+	// on a loopback address (Handler alone assumes so); on another address every Host is
+	// answered unless AllowHosts names some.
+	AllowHosts []string
 	// Threads is each model's worker threads; 0 means GOMAXPROCS.
 	Threads int
 	// DType is the weight type models are loaded in (infer.LoadOptions.DType): catalog.F32,
@@ -125,7 +158,9 @@ type Server struct {
 	catalog  *catalog.Catalog
 	keys     *keyring
 	metrics  *metrics
+	mem      *memory
 	models   *residency
+	browser  browserPolicy
 	registry http.Handler
 	handler  http.Handler
 
@@ -161,7 +196,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, cache: cfg.Cache, store: cfg.Store, catalog: cfg.Catalog,
-		keys: newKeyring(cfg.Keys), metrics: newMetrics(),
+		keys: newKeyring(cfg.Keys), metrics: newMetrics(), mem: newMemory(cfg.MemoryBudget),
+	}
+	var err error
+	if s.browser, err = newBrowserPolicy(cfg.AllowOrigins, cfg.AllowHosts); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	for name := range cfg.Models {
+		s.metrics.known.Store(name, true)
 	}
 	s.models = newResidency(s)
 	s.registry = zoo.NewRegistryHandler(cfg.Store, zoo.RegistryOptions{PresignExpiry: cfg.PresignExpiry, Logger: cfg.Logger})
@@ -192,12 +234,12 @@ func (s *Server) routes() http.Handler {
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true // c.Done and c.Err follow the request's context
 	r.NoRoute(func(c *gin.Context) {
-		writeError(c, fmt.Errorf("%w: no route %s %s", errNoRoute, c.Request.Method, c.Request.URL.Path))
+		writeError(c, fmt.Errorf("%w: no such route: %s %s (the routes are listed at /api/openapi.json)", errNoRoute, c.Request.Method, c.Request.URL.Path))
 	})
 	r.NoMethod(func(c *gin.Context) {
 		writeError(c, fmt.Errorf("%w: %s does not take %s", errNoMethod, c.Request.URL.Path, c.Request.Method))
 	})
-	r.Use(s.observe, s.recover, s.limitBody)
+	r.Use(s.observe, s.recover, s.guardBrowser, s.bound)
 
 	// Operations: unauthenticated probes, read-scoped metrics.
 	r.GET("/healthz", s.healthz)
@@ -222,6 +264,7 @@ func (s *Server) routes() http.Handler {
 	// OpenAI-compatible API.
 	v1 := r.Group("/v1")
 	v1.GET("/models", read, s.openAIModels)
+	v1.GET("/models/*id", read, s.openAIModelByID)
 	v1.POST("/completions", read, s.inference, s.completions)
 
 	// The registry, read-only, at the root: T5ZOO_REGISTRY=http://host:port pulls through
@@ -255,17 +298,103 @@ func (s *Server) recover(c *gin.Context) {
 	c.Next()
 }
 
-// limitBody caps every request body at Limits.MaxBodyBytes; reading past it fails with
-// *http.MaxBytesError, which writeError answers with 413.
-func (s *Server) limitBody(c *gin.Context) {
-	if c.Request.Body != nil {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.Limits.MaxBodyBytes)
+// inferenceRoutes are the routes whose requests are bounded by Limits.RequestTimeout and
+// admitted under Limits.MaxQueue.
+var inferenceRoutes = map[string]bool{
+	"/api/generate": true, "/api/score": true, "/api/encode": true, "/v1/completions": true,
+}
+
+// bound puts every request under its deadlines: the body is read whole (at most
+// Limits.MaxBodyBytes, within Limits.ReadTimeout and the request's deadline) before any
+// handler sees it, so that a slow sender holds no place in the queue; an inference request's
+// context ends at Limits.RequestTimeout from its first byte; and every write of the answer
+// must finish within Limits.WriteTimeout (and the deadline), so that a client that stops
+// reading loses its connection and its place in the batch.
+func (s *Server) bound(c *gin.Context) {
+	start := time.Now()
+	lim := s.cfg.Limits
+	rc := http.NewResponseController(c.Writer)
+	var deadline time.Time
+	if inferenceRoutes[c.FullPath()] && lim.RequestTimeout > 0 {
+		deadline = start.Add(lim.RequestTimeout)
+		ctx, cancel := context.WithDeadline(c.Request.Context(), deadline)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
 	}
+	if c.Request.Body != nil && c.Request.Body != http.NoBody {
+		readBy := start.Add(lim.ReadTimeout)
+		if !deadline.IsZero() && deadline.Before(readBy) {
+			readBy = deadline
+		}
+		rc.SetReadDeadline(readBy) //nolint:errcheck // HTTP/2 and test recorders may not support it
+		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, lim.MaxBodyBytes))
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				err = fmt.Errorf("%w: the body did not arrive within %v", errBodyTimeout, readBy.Sub(start).Round(time.Millisecond))
+			} else if mb := (*http.MaxBytesError)(nil); !errors.As(err, &mb) {
+				err = badRequest("reading the body: %v", err)
+			}
+			writeError(c, err)
+			return
+		}
+		c.Request.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	// Past the body, the connection's read deadline (Limits.ReadTimeout from the headers
+	// on) must not end the request: the server's background read would cancel its context.
+	// It becomes the request's deadline with a grace, so that the deadline itself is what
+	// ends an inference (504), and none for the other routes.
+	after := time.Time{}
+	if !deadline.IsZero() {
+		after = deadline.Add(deadlineGrace)
+	}
+	rc.SetReadDeadline(after) //nolint:errcheck // as above
+	c.Writer = &deadlineWriter{ResponseWriter: c.Writer, rc: rc, stall: lim.WriteTimeout, limit: deadline}
 	c.Next()
 }
 
-// inference admits an inference request under Limits.MaxQueue and bounds it with
-// Limits.RequestTimeout.
+// deadlineWriter arms the connection's write deadline before every write and flush: now +
+// stall, but no later than limit (the request's deadline) when there is one, with
+// deadlineGrace to write the answer that says the deadline passed.
+type deadlineWriter struct {
+	gin.ResponseWriter
+	rc    *http.ResponseController
+	stall time.Duration
+	limit time.Time
+}
+
+func (w *deadlineWriter) arm() {
+	d := time.Now().Add(w.stall)
+	if l := w.limit.Add(deadlineGrace); !w.limit.IsZero() && l.Before(d) {
+		d = l
+	}
+	w.rc.SetWriteDeadline(d) //nolint:errcheck // not every writer supports deadlines (tests' recorders)
+}
+
+func (w *deadlineWriter) Write(b []byte) (int, error) {
+	w.arm()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *deadlineWriter) WriteString(s string) (int, error) {
+	w.arm()
+	return w.ResponseWriter.WriteString(s)
+}
+
+func (w *deadlineWriter) Flush() {
+	w.arm()
+	w.ResponseWriter.Flush()
+}
+
+// deadlineGrace is how long past a request's deadline its answer (the timeout error) may
+// take to write.
+const deadlineGrace = 2 * time.Second
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// inference admits an inference request under Limits.MaxQueue (its deadline is set by
+// bound).
 func (s *Server) inference(c *gin.Context) {
 	if s.draining.Load() {
 		writeError(c, ErrShuttingDown)
@@ -281,11 +410,6 @@ func (s *Server) inference(c *gin.Context) {
 		s.inflight.Add(-1)
 		s.metrics.inflight.Dec()
 	}()
-	if t := s.cfg.Limits.RequestTimeout; t > 0 {
-		ctx, cancel := context.WithTimeout(c.Request.Context(), t)
-		defer cancel()
-		c.Request = c.Request.WithContext(ctx)
-	}
 	c.Next()
 }
 
@@ -308,10 +432,13 @@ func (s *Server) readyz(c *gin.Context) {
 // Config.ShutdownTimeout, and the models are unloaded. It returns nil after a shutdown
 // that ctx started.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.browser.listening(ln.Addr())
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       s.cfg.Limits.ReadTimeout, // each request's bound replaces it once its headers are read
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
@@ -348,19 +475,101 @@ func (s *Server) Close() {
 	})
 }
 
-// pullProgress returns a zoo progress callback that counts pulled bytes.
+// pullProgress returns a zoo progress callback that counts the bytes a pull moved, each
+// once: the growth of Progress.Fetched (a chunk counts when it is verified, a retried chunk
+// once, linked and resumed bytes not at all).
 func (s *Server) pullProgress() func(zoo.Progress) {
 	var mu sync.Mutex
-	last := map[string]int64{}
+	counted := map[string]int64{}
 	return func(p zoo.Progress) {
 		mu.Lock()
 		defer mu.Unlock()
-		if d := p.Completed - last[p.File]; d > 0 {
+		if d := p.Fetched - counted[p.File]; d > 0 {
 			s.metrics.pullBytes.Add(float64(d))
+			counted[p.File] = p.Fetched
 		}
-		last[p.File] = p.Completed
 	}
 }
+
+// localModel returns the cache's copy of ref, pulling it first if the cache lacks it; r's
+// load progress follows the pull (/api/ps).
+func (s *Server) localModel(ctx context.Context, ref zoo.Ref, r *resident) (*zoo.LocalModel, error) {
+	lm, err := s.cache.Model(ref)
+	if !errors.Is(err, zoo.ErrNotFound) {
+		return lm, err
+	}
+	s.log.Info("pulling model for its first use", "model", r.name, "registry", storeName(s.store))
+	count := s.pullProgress()
+	var mu sync.Mutex
+	files := map[string]zoo.Progress{}
+	progress := func(p zoo.Progress) {
+		count(p)
+		mu.Lock()
+		defer mu.Unlock()
+		files[p.File] = p
+		var done, total int64
+		for _, f := range files {
+			done, total = done+f.Completed, total+f.Total
+		}
+		r.pulled.Store(done)
+		r.pullTotal.Store(total)
+	}
+	return s.cache.Pull(ctx, s.store, ref, zoo.PullOptions{Logger: s.log, Progress: progress})
+}
+
+// scrubErr rewrites the server's own paths out of an error's message (the cache and
+// registry directories, the --model directories): answers name models, not the server's
+// file system. The error still wraps what it wrapped.
+func (s *Server) scrubErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	out := s.scrub(msg)
+	if out == msg {
+		return err
+	}
+	return &scrubbed{msg: out, err: err}
+}
+
+// scrub replaces the server's paths in msg.
+func (s *Server) scrub(msg string) string {
+	var pairs []string
+	for name, dir := range s.cfg.Models {
+		if abs, err := filepath.Abs(dir); err == nil {
+			pairs = append(pairs, abs, "<model "+name+">")
+		}
+		pairs = append(pairs, dir, "<model "+name+">")
+	}
+	if root := s.cache.Root(); root != "" {
+		if abs, err := filepath.Abs(root); err == nil {
+			pairs = append(pairs, abs, "$T5ZOO_HOME")
+		}
+		pairs = append(pairs, root, "$T5ZOO_HOME")
+	}
+	// Longest first, so that a directory inside another is replaced as itself.
+	type pair struct{ from, to string }
+	var ps []pair
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i] != "" && pairs[i] != "." && pairs[i] != "/" {
+			ps = append(ps, pair{pairs[i], pairs[i+1]})
+		}
+	}
+	slices.SortFunc(ps, func(a, b pair) int { return len(b.from) - len(a.from) })
+	for _, p := range ps {
+		msg = strings.ReplaceAll(msg, p.from, p.to)
+	}
+	return msg
+}
+
+// scrubbed is an error whose message had the server's paths taken out.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (e *scrubbed) Error() string { return e.msg }
+func (e *scrubbed) Unwrap() error { return e.err }
 
 // storeName describes a store for logs.
 func storeName(st zoo.Store) string {

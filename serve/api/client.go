@@ -14,12 +14,15 @@ import (
 	"time"
 )
 
-// StatusError is an error answer of the server: its HTTP status and its ErrorBody. Errors
-// sent inside a stream after the first byte have the status of the stream (200).
+// StatusError is an error answer of the server: its HTTP status and its ErrorBody (or, from
+// a /v1 route, its OpenAIErrorBody). Errors sent inside a stream after the first byte have
+// the status of the stream (200).
 type StatusError struct {
 	StatusCode int
 	Code       string
 	Message    string
+	// Type is OpenAI's error type, for errors of the /v1 routes; "" otherwise.
+	Type string
 	// RetryAfter is the server's Retry-After on 503 answers (queue full, models busy).
 	RetryAfter time.Duration
 }
@@ -35,13 +38,17 @@ type ClientOptions struct {
 	APIKey string
 	// HTTPClient carries the requests; nil: http.DefaultClient.
 	HTTPClient *http.Client
+	// NDJSON asks for streamed generations as NDJSON lines (Accept: application/x-ndjson)
+	// instead of server-sent events. Either way Generate reads what the server sends.
+	NDJSON bool
 }
 
 // Client calls a t5zoo serve. Its methods are safe for concurrent use.
 type Client struct {
-	base *url.URL
-	key  string
-	hc   *http.Client
+	base   *url.URL
+	key    string
+	hc     *http.Client
+	ndjson bool
 }
 
 // NewClient returns a client of the server at base, "http(s)://host:port".
@@ -58,12 +65,17 @@ func NewClient(base string, opts ClientOptions) (*Client, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return &Client{base: u, key: opts.APIKey, hc: hc}, nil
+	return &Client{base: u, key: opts.APIKey, hc: hc, ndjson: opts.NDJSON}, nil
 }
 
 // do sends a request with a JSON body (none when body is nil) and returns the response of a
 // 2xx status; others become a *StatusError.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any) (*http.Response, error) {
+	return c.doAccept(ctx, method, path, query, body, "")
+}
+
+// doAccept is do with an Accept header (none when accept is "").
+func (c *Client) doAccept(ctx context.Context, method, path string, query url.Values, body any, accept string) (*http.Response, error) {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
@@ -82,6 +94,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
 	if c.key != "" {
 		req.Header.Set("Authorization", "Bearer "+c.key)
 	}
@@ -99,14 +114,38 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 
 func statusError(status int, raw []byte, retryAfter string) *StatusError {
 	e := &StatusError{StatusCode: status, Code: "http_" + strconv.Itoa(status), Message: strings.TrimSpace(string(raw))}
-	var b ErrorBody
-	if json.Unmarshal(raw, &b) == nil && b.Error.Code != "" {
-		e.Code, e.Message = b.Error.Code, b.Error.Message
-	}
+	parseError(raw, e)
 	if s, err := strconv.Atoi(retryAfter); err == nil {
 		e.RetryAfter = time.Duration(s) * time.Second
 	}
 	return e
+}
+
+// parseError fills e from raw when it is an ErrorBody or an OpenAIErrorBody, and reports
+// whether it was one.
+func parseError(raw []byte, e *StatusError) bool {
+	if !bytes.HasPrefix(bytes.TrimSpace(raw), []byte(`{`)) {
+		return false
+	}
+	var native ErrorBody
+	if json.Unmarshal(raw, &native) == nil && native.Code != "" {
+		e.Code, e.Message = native.Code, native.Error
+		return true
+	}
+	var oa OpenAIErrorBody
+	if json.Unmarshal(raw, &oa) == nil && (oa.Error.Code != "" || oa.Error.Type != "") {
+		e.Code, e.Message, e.Type = oa.Error.Code, oa.Error.Message, oa.Error.Type
+		if e.Code == "" {
+			e.Code = oa.Error.Type
+		}
+		return true
+	}
+	return false
+}
+
+// isError reports whether a stream's event data or line is an error body.
+func isError(data []byte) bool {
+	return bytes.HasPrefix(data, []byte(`{"error":`)) && parseError(data, &StatusError{})
 }
 
 // call sends a request and decodes the JSON answer into out.
@@ -123,9 +162,14 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 }
 
 // Generate calls POST /api/generate. fn receives the response, or with req.Stream each token
-// event and then the final response (Done true); an error fn returns ends the call.
+// (event or NDJSON line, see ClientOptions.NDJSON) and then the final response (Done true);
+// an error fn returns ends the call.
 func (c *Client) Generate(ctx context.Context, req *GenerateRequest, fn func(GenerateResponse) error) error {
-	resp, err := c.do(ctx, http.MethodPost, "/api/generate", nil, req)
+	accept := ""
+	if req.Stream && c.ndjson {
+		accept = NDJSONType
+	}
+	resp, err := c.doAccept(ctx, http.MethodPost, "/api/generate", nil, req, accept)
 	if err != nil {
 		return err
 	}
@@ -137,6 +181,15 @@ func (c *Client) Generate(ctx context.Context, req *GenerateRequest, fn func(Gen
 		}
 		return fn(r)
 	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), NDJSONType) {
+		return readLines(resp.Body, resp.StatusCode, func(line []byte) (bool, error) {
+			var r GenerateResponse
+			if err := json.Unmarshal(line, &r); err != nil {
+				return false, fmt.Errorf("api: generate: line: %w", err)
+			}
+			return r.Done, fn(r)
+		})
+	}
 	return readEvents(resp.Body, func(event string, data []byte) (bool, error) {
 		var r GenerateResponse
 		if err := json.Unmarshal(data, &r); err != nil {
@@ -144,6 +197,34 @@ func (c *Client) Generate(ctx context.Context, req *GenerateRequest, fn func(Gen
 		}
 		return r.Done, fn(r)
 	})
+}
+
+// NDJSONType is the media type of the server's NDJSON streams (POST /api/pull, and POST
+// /api/generate when asked with Accept).
+const NDJSONType = "application/x-ndjson"
+
+// readLines reads an NDJSON stream, passing each line to fn until fn reports the last one.
+// A line holding an error body is returned as a *StatusError with the stream's status.
+func readLines(r io.Reader, status int, fn func(line []byte) (last bool, err error)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if isError(line) {
+			return statusError(status, line, "")
+		}
+		last, err := fn(line)
+		if err != nil || last {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("api: NDJSON stream: %w", err)
+	}
+	return fmt.Errorf("api: NDJSON stream: %w", io.ErrUnexpectedEOF)
 }
 
 // Completions calls POST /v1/completions. fn receives the response, or with req.Stream each
@@ -187,8 +268,7 @@ func readEvents(r io.Reader, fn func(event string, data []byte) (last bool, err 
 			if data == nil {
 				continue
 			}
-			var eb ErrorBody
-			if event == "error" || bytes.HasPrefix(data, []byte(`{"error":`)) && json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+			if event == "error" || isError(data) {
 				return statusError(http.StatusOK, data, "")
 			}
 			last, err := fn(event, data)
@@ -220,28 +300,13 @@ func (c *Client) Pull(ctx context.Context, model string, fn func(ProgressRespons
 		return err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Bytes()
-		var eb ErrorBody
-		if json.Unmarshal(line, &eb) == nil && eb.Error.Code != "" {
-			return statusError(resp.StatusCode, line, "")
-		}
+	return readLines(resp.Body, resp.StatusCode, func(line []byte) (bool, error) {
 		var p ProgressResponse
 		if err := json.Unmarshal(line, &p); err != nil {
-			return fmt.Errorf("api: pull: %w", err)
+			return false, fmt.Errorf("api: pull: %w", err)
 		}
-		if err := fn(p); err != nil {
-			return err
-		}
-		if p.Status == "success" {
-			return nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("api: pull: %w", err)
-	}
-	return fmt.Errorf("api: pull: %w", io.ErrUnexpectedEOF)
+		return p.Status == "success", fn(p)
+	})
 }
 
 // Score calls POST /api/score.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 )
 
@@ -123,13 +124,92 @@ type StreamOptions struct {
 	IncludeUsage bool `json:"include_usage"`
 }
 
-// CompletionLogprobs is OpenAI's logprobs object of a choice.
+// CompletionLogprobs is OpenAI's logprobs object of a choice. Tokens[j] names the j-th
+// token by the text it adds (so that the tokens join to the text), except special tokens
+// such as </s>, which add no text and are named by their piece; TopLogprobs names tokens
+// the same way.
 type CompletionLogprobs struct {
-	Tokens        []string             `json:"tokens"`
-	TokenLogprobs []*float64           `json:"token_logprobs"`
-	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
-	TextOffset    []int                `json:"text_offset"`
+	Tokens        []string      `json:"tokens"`
+	TokenLogprobs []*float64    `json:"token_logprobs"`
+	TopLogprobs   []TopLogprobs `json:"top_logprobs"`
+	TextOffset    []int         `json:"text_offset"`
 }
+
+// TextLogprob is a token named by its text, with its log-probability.
+type TextLogprob struct {
+	Text    string
+	Logprob float64
+}
+
+// TopLogprobs is one position of OpenAI's top_logprobs: the most likely tokens, best first.
+// On the wire it is a JSON object from text to log-probability whose keys keep that order
+// (a Go map would marshal them sorted by text); nil is null. The server sends {} (never
+// null) where it has no alternatives, as OpenAI's SDKs drop a top_logprobs array holding
+// null.
+type TopLogprobs []TextLogprob
+
+// MarshalJSON writes the object, best first, with "<" and ">" as they are (as "tokens"
+// has them once the response is written, not as \u003c).
+func (t TopLogprobs) MarshalJSON() ([]byte, error) {
+	if t == nil {
+		return []byte("null"), nil
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	b.WriteByte('{')
+	for i, e := range t {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if err := enc.Encode(e.Text); err != nil {
+			return nil, err
+		}
+		b.Truncate(b.Len() - 1) // Encode's newline
+		b.WriteByte(':')
+		if err := enc.Encode(e.Logprob); err != nil {
+			return nil, fmt.Errorf("top_logprobs %q: %w", e.Text, err)
+		}
+		b.Truncate(b.Len() - 1)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads the object (or null) keeping the order of its keys.
+func (t *TopLogprobs) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("top_logprobs: %w", err)
+	}
+	if tok == nil {
+		*t = nil
+		return nil
+	}
+	if tok != json.Delim('{') {
+		return errTopLogprobs
+	}
+	out := TopLogprobs{}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("top_logprobs: %w", err)
+		}
+		var v float64
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("top_logprobs: %w", err)
+		}
+		out = append(out, TextLogprob{Text: k.(string), Logprob: v})
+	}
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("top_logprobs: %w", err)
+	}
+	*t = out
+	return nil
+}
+
+var errTopLogprobs = errors.New("top_logprobs: want an object from token text to log-probability, or null")
 
 // CompletionChoice is one completion.
 type CompletionChoice struct {

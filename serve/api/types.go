@@ -5,30 +5,48 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
 	"github.com/t5zoo/t5zoo/catalog"
 )
 
-// ErrorBody is the body of every error response: {"error": {"code", "message"}}. In
-// streams (NDJSON, server-sent events) an error after the first byte is sent the same way,
-// as the last line or event.
+// ErrorBody is the body of the native API's error answers: {"error": "<message>", "code":
+// "<code>"}, the message where Ollama-style clients look for it and a machine-readable code
+// beside it ("not_found", "invalid_request", ...; see docs/api.md). In streams (NDJSON,
+// server-sent events) an error after the first byte is sent the same way, as the last line
+// or event.
 type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
+	Error string `json:"error"` // the message, for people
+	Code  string `json:"code"`
 }
 
-// ErrorDetail is a machine-readable code ("not_found", "invalid_request", ...; see
-// docs/api.md) and a message for people.
-type ErrorDetail struct {
-	Code    string `json:"code"`
+// OpenAIErrorBody is the body of the error answers of the /v1 routes, as OpenAI's API
+// documents it: {"error": {"message", "type", "param", "code"}}. A /v1 stream that fails
+// after its first chunk ends with one as plain data.
+type OpenAIErrorBody struct {
+	Error OpenAIError `json:"error"`
+}
+
+// OpenAIError is OpenAI's error object.
+type OpenAIError struct {
 	Message string `json:"message"`
+	// Type is OpenAI's class of the error: "invalid_request_error", "authentication_error",
+	// "permission_error", "not_found_error", "rate_limit_error" or "server_error".
+	Type string `json:"type"`
+	// Param names the request field at fault; the server leaves it null.
+	Param *string `json:"param"`
+	// Code is the code of the native API's ErrorBody.
+	Code string `json:"code"`
 }
 
 // Duration is a time.Duration on the wire: a Go duration string ("5m", "90s") or a number of
 // seconds. Keep-alive values use it: a negative value keeps a model loaded until it is
-// unloaded or evicted, 0 unloads it as soon as it is idle.
+// unloaded or evicted, 0 unloads it as soon as it is idle. Values must be finite and within
+// time.Duration's range (about ±292 years).
 type Duration struct{ time.Duration }
 
 // MarshalJSON writes the duration as a Go duration string.
@@ -42,11 +60,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	switch t := v.(type) {
 	case float64:
-		d.Duration = time.Duration(t * float64(time.Second))
+		return d.setSeconds(t)
 	case string:
-		if n, err := strconv.ParseFloat(t, 64); err == nil {
-			d.Duration = time.Duration(n * float64(time.Second))
-			return nil
+		// ParseFloat also reads "NaN" and "Inf": setSeconds refuses them.
+		if n, err := strconv.ParseFloat(t, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+			if err != nil {
+				return fmt.Errorf("duration %q: out of range", t)
+			}
+			return d.setSeconds(n)
 		}
 		p, err := time.ParseDuration(t)
 		if err != nil {
@@ -56,6 +77,17 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	default:
 		return fmt.Errorf("duration: want a string or a number of seconds, got %s", b)
 	}
+	return nil
+}
+
+// setSeconds sets d to s seconds. Converting a float outside int64's range to an integer
+// gives an arbitrary value in Go, so such values (and NaN) are refused first.
+func (d *Duration) setSeconds(s float64) error {
+	ns := s * float64(time.Second)
+	if math.IsNaN(ns) || ns >= math.MaxInt64 || ns < math.MinInt64 {
+		return fmt.Errorf("duration: %v seconds is not a finite duration within ±%v", s, time.Duration(math.MaxInt64).Truncate(time.Hour))
+	}
+	d.Duration = time.Duration(ns)
 	return nil
 }
 
@@ -101,8 +133,9 @@ type GenerateRequest struct {
 	// InputIDs is a batch of token id sequences, used as they are.
 	InputIDs [][]int `json:"input_ids,omitempty"`
 	GenerateOptions
-	// Stream sends each token as a server-sent event as soon as it is decided (greedy
-	// decoding and sampling), then the whole response.
+	// Stream sends each token as soon as it is decided (greedy decoding and sampling), then
+	// the whole response: as server-sent events, or as NDJSON lines when the request's
+	// Accept is application/x-ndjson (ClientOptions.NDJSON).
 	Stream bool `json:"stream,omitempty"`
 	// KeepAlive sets how long the model stays loaded once idle; absent keeps the
 	// model's current setting (the server's --keep-alive at first).
@@ -158,8 +191,8 @@ type StreamToken struct {
 }
 
 // GenerateResponse answers a GenerateRequest. Without streaming it is the whole answer
-// (Done true). Streamed, each "token" event carries one with Token set, and the final
-// "done" event one with Done true and the results.
+// (Done true). Streamed, each "token" event (or NDJSON line) carries one with Token set, and
+// the final "done" event (or last line) one with Done true and the results.
 type GenerateResponse struct {
 	Model   string       `json:"model"`
 	Token   *StreamToken `json:"token,omitempty"`
@@ -280,16 +313,27 @@ type DeleteResponse struct {
 	Deleted string `json:"deleted"` // NAME:TAG
 }
 
-// LoadedModel is a model resident in the server's memory.
+// LoadedModel is a model resident in the server's memory, or being loaded.
 type LoadedModel struct {
 	Name string `json:"name"`
-	// MemoryBytes is what the model counts against --memory-budget: WeightBytes (float32
-	// weights) plus KVBytes (the KV caches of a full decoding batch at the request limits).
-	MemoryBytes int64     `json:"memory_bytes"`
-	WeightBytes int64     `json:"weight_bytes"`
-	KVBytes     int64     `json:"kv_bytes"`
-	LoadedAt    time.Time `json:"loaded_at"`
-	LastUsed    time.Time `json:"last_used"`
+	// State is "loading" (pulling or reading the checkpoint; POST /api/unload cancels it) or
+	// "ready".
+	State string `json:"state"`
+	// Load is how far a loading model's pull has got; absent once ready.
+	Load *LoadProgress `json:"load,omitempty"`
+	// MemoryBytes is what the model counts against --memory-budget now: WeightBytes +
+	// KVBytes + RequestBytes.
+	MemoryBytes int64 `json:"memory_bytes"`
+	// WeightBytes is the weights in the load type and the position-bias tables.
+	WeightBytes int64 `json:"weight_bytes"`
+	// KVBytes is the working memory kept for the model: a decoder step of a full batch, the
+	// encoder pass between steps, and the scratch reused between calls.
+	KVBytes int64 `json:"kv_bytes"`
+	// RequestBytes is what the model's requests hold now: the caches of the inputs
+	// decoding, and the scratch of the encode and score calls running.
+	RequestBytes int64     `json:"request_bytes"`
+	LoadedAt     time.Time `json:"loaded_at"`
+	LastUsed     time.Time `json:"last_used"`
 	// IdleSeconds is the time since the last request ended; 0 while requests run.
 	IdleSeconds float64 `json:"idle_seconds"`
 	// KeepAlive is how long the model stays loaded once idle; negative: until evicted.
@@ -299,6 +343,14 @@ type LoadedModel struct {
 	Requests  int        `json:"requests"` // requests using the model now
 	Queued    int        `json:"queued"`   // inputs waiting to join the decoding batch
 	Decoding  int        `json:"decoding"` // inputs in the decoding batch
+}
+
+// LoadProgress is how far the pull of a loading model has got, in bytes of its files.
+type LoadProgress struct {
+	Completed int64 `json:"completed"`
+	Total     int64 `json:"total"`
+	// Since is when the load started.
+	Since time.Time `json:"since"`
 }
 
 // PsResponse answers GET /api/ps.

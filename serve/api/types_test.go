@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -48,10 +49,21 @@ func TestStopAndDuration(t *testing.T) {
 			t.Errorf("%s: %v, %v", in, d, err)
 		}
 	}
-	for _, in := range []string{`"soon"`, `true`, `{}`} {
+	for _, in := range []string{`"soon"`, `true`, `{}`,
+		// Not finite, or beyond time.Duration's ±292 years: once converted, such values wrapped
+		// to arbitrary durations (1e300 seconds became "keep forever").
+		`"NaN"`, `"nan"`, `"Inf"`, `"+Inf"`, `"-Inf"`, `"infinity"`, `1e300`, `-1e300`, `"1e300"`, `9.3e9`, `-9.3e9`, `"3000000h"`,
+	} {
 		var d Duration
 		if json.Unmarshal([]byte(in), &d) == nil {
-			t.Errorf("%s accepted", in)
+			t.Errorf("%s accepted: %v", in, d)
+		}
+	}
+	// The largest values in range still parse.
+	for in, want := range map[string]time.Duration{`9e9`: 9e9 * time.Second, `-9e9`: -9e9 * time.Second, `"2562047h"`: 2562047 * time.Hour} {
+		var d Duration
+		if err := json.Unmarshal([]byte(in), &d); err != nil || d.Duration != want {
+			t.Errorf("%s: %v, %v", in, d, err)
 		}
 	}
 	b, _ := json.Marshal(Duration{90 * time.Second})
@@ -78,6 +90,75 @@ func FuzzPrompt(f *testing.F) {
 		var q Prompt
 		if err := json.Unmarshal(out, &q); err != nil || !reflect.DeepEqual(p, q) {
 			t.Fatalf("%s → %+v → %s → %+v, %v", b, p, out, q, err)
+		}
+	})
+}
+
+// FuzzDuration checks that Duration never panics and that a duration it accepts marshals to
+// JSON that reads back as the same duration.
+func FuzzDuration(f *testing.F) {
+	for _, s := range []string{`"5m"`, `90`, `"1.5"`, `-1`, `"0"`, `"NaN"`, `1e300`, `"-9.3e9"`, `"2562047h"`, `null`, `{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d Duration
+		if json.Unmarshal(b, &d) != nil {
+			return
+		}
+		out, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e Duration
+		if err := json.Unmarshal(out, &e); err != nil || e != d {
+			t.Fatalf("%s → %v → %s → %v, %v", b, d, out, e, err)
+		}
+	})
+}
+
+func TestTopLogprobs(t *testing.T) {
+	top := TopLogprobs{{"zeta", -0.1}, {"</s>", -0.5}, {"alpha", -2}}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // as the server writes
+	if err := enc.Encode([]TopLogprobs{top, {}, nil}); err != nil {
+		t.Fatal(err)
+	}
+	b := bytes.TrimSpace(buf.Bytes())
+	// Best first, not sorted by text, and special tokens as they are.
+	if want := `[{"zeta":-0.1,"</s>":-0.5,"alpha":-2},{},null]`; string(b) != want {
+		t.Errorf("marshal: %s, want %s", b, want)
+	}
+	var back []TopLogprobs
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, []TopLogprobs{top, {}, nil}) {
+		t.Errorf("unmarshal: %+v, %v", back, err)
+	}
+	for _, in := range []string{`[]`, `{"a":"x"}`, `{"a":1`, `3`, `{"a":1}x`} {
+		var tl TopLogprobs
+		if json.Unmarshal([]byte(in), &tl) == nil {
+			t.Errorf("%s accepted: %+v", in, tl)
+		}
+	}
+}
+
+// FuzzTopLogprobs checks that any top_logprobs object that decodes encodes to JSON that
+// decodes to the same entries, in the same order.
+func FuzzTopLogprobs(f *testing.F) {
+	for _, s := range []string{`{"zeta":-0.1,"</s>":-0.5}`, `{}`, `null`, `{"a":1,"a":2}`, `{"\u003c":1e308}`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var tl TopLogprobs
+		if json.Unmarshal(b, &tl) != nil {
+			return
+		}
+		out, err := json.Marshal(tl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back TopLogprobs
+		if err := json.Unmarshal(out, &back); err != nil || !reflect.DeepEqual(tl, back) {
+			t.Fatalf("%s → %+v → %s → %+v, %v", b, tl, out, back, err)
 		}
 	})
 }
