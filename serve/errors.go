@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/t5zoo/t5zoo/catalog"
+	"github.com/t5zoo/t5zoo/fetch"
 	"github.com/t5zoo/t5zoo/infer"
 	"github.com/t5zoo/t5zoo/serve/api"
 	"github.com/t5zoo/t5zoo/zoo"
@@ -106,6 +107,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusGatewayTimeout, "timeout"
 	case errors.Is(err, context.Canceled):
 		return 499, "cancelled" // nginx's "client closed request": nobody reads it
+	case errors.Is(err, fetch.ErrOffline):
+		return http.StatusBadGateway, "hub_unreachable"
+	case errors.Is(err, fetch.ErrParity):
+		return http.StatusBadGateway, "import_failed"
 	case errors.Is(err, zoo.ErrNoBucket):
 		return http.StatusBadGateway, "registry_no_bucket"
 	case errors.Is(err, zoo.ErrAccessDenied):
@@ -131,8 +136,15 @@ func writeError(c *gin.Context, err error) {
 		c.Header("WWW-Authenticate", `Bearer realm="t5zoo"`)
 	}
 	c.Header("X-Content-Type-Options", "nosniff")
+	if scrub, ok := c.Get(scrubKey); ok {
+		err = scrub.(func(error) error)(err) // the log above keeps the paths; the answer does not
+	}
 	c.AbortWithStatusJSON(status, errorBodyFor(c.Request.URL.Path, status, code, err))
 }
+
+// scrubKey is the gin context key of the server's path scrubber (Server.scrubErr), which
+// observe sets for writeError.
+const scrubKey = "t5zoo.scrub"
 
 // errorBodyFor is the error body of the family of routes path belongs to (docs/api.md,
 // "Errors"): OpenAI's on /v1, so that OpenAI's clients read it; the registry protocol's on

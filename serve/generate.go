@@ -38,6 +38,9 @@ func (s *Server) generate(c *gin.Context) {
 	}
 	defer release()
 	inputs, err := s.inputs(r, req.Input, req.Inputs, req.InputIDs)
+	if err == nil {
+		err = s.checkDecodeMemory(r, inputs, opts)
+	}
 	if err != nil {
 		writeError(c, err)
 		return

@@ -234,7 +234,7 @@ func (s *Server) pull(c *gin.Context) {
 			return
 		}
 		c.Error(err) //nolint:errcheck // for the request log
-		bw.Write(streamError(err))
+		bw.Write(streamError(s.scrubErr(err)))
 		bw.WriteByte('\n')
 		bw.Flush()
 		return

@@ -17,10 +17,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/t5zoo/t5zoo"
 	"github.com/t5zoo/t5zoo/catalog"
+	"github.com/t5zoo/t5zoo/convert"
+	"github.com/t5zoo/t5zoo/convert/hub"
+	"github.com/t5zoo/t5zoo/convert/hub/hubtest"
 	"github.com/t5zoo/t5zoo/convert/safetensors"
 	"github.com/t5zoo/t5zoo/serve"
 	"github.com/t5zoo/t5zoo/serve/api"
+	"github.com/t5zoo/t5zoo/zoo"
 )
 
 // rawPost sends a request on a new connection of its own, with the given headers and body
@@ -441,5 +446,49 @@ func TestLoadVisibleAndCancellable(t *testing.T) {
 	close(gs.gate)
 	if _, err := ts.Client.Encode(t.Context(), &api.EncodeRequest{Model: reluRef, Input: "a"}); err != nil {
 		t.Fatalf("after the cancelled load: %v", err)
+	}
+}
+
+// TestFirstUseImportsFromHub asks the server for a published shape that neither its cache
+// nor its registry has: it imports it from the Hub (converted with the parity gate, pushed),
+// loads and answers it; with no Hub reachable, the answer says what to do instead.
+func TestFirstUseImportsFromHub(t *testing.T) {
+	cat, err := catalog.Parse(t5zoo.CatalogJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "t5-efficient-tiny-nl2" // the smallest published shape
+	e, ok := cat.Published(name)
+	if !ok {
+		t.Fatal(name + " is not published")
+	}
+	dir := t.TempDir()
+	if err := convert.WriteRandom(t.Context(), dir, e.Shape(), 1); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, "../infer/tokenizer/testdata/tokenizer-t5/hf_tokenizer/spiece.model", filepath.Join(dir, "spiece.model"))
+	repo, err := hubtest.LoadDir(e.HFRepo, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubSrv := hubtest.New(repo)
+	defer hubSrv.Close()
+	ts := newTestServer(t, func(c *serve.Config) { c.Hub = &hub.Client{Endpoint: hubSrv.URL} })
+	var got api.GenerateResponse
+	if err := ts.Client.Generate(t.Context(), &api.GenerateRequest{Model: name, Input: "summarize: a b c", GenerateOptions: api.GenerateOptions{MaxNewTokens: 2}},
+		func(r api.GenerateResponse) error { got = r; return nil }); err != nil {
+		t.Fatalf("first use of %s: %v", name, err)
+	}
+	if len(got.Results) != 1 || ts.Log.String() == "" || !strings.Contains(ts.Log.String(), "importing model from the Hub") {
+		t.Errorf("answer %+v; log says no import", got)
+	}
+	if _, err := ts.Cache.Model(zoo.MustParseRef(name)); err != nil {
+		t.Errorf("the imported model is not in the cache: %v", err)
+	}
+
+	offline := newTestServer(t, func(c *serve.Config) { c.Hub = &hub.Client{Endpoint: "http://127.0.0.1:1", MaxAttempts: 1} })
+	status, _, b := do(t, http.MethodPost, offline.URL+"/api/generate", `{"model":"`+name+`","input":"x"}`)
+	if status != http.StatusBadGateway || errorCode(b) != "hub_unreachable" || !strings.Contains(string(b), "t5zoo import hf "+e.HFRepo) {
+		t.Errorf("offline: %d %s", status, b)
 	}
 }

@@ -123,6 +123,7 @@ const modelKey = "t5zoo.model"
 // observe is the middleware that counts and times every request and logs it.
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
+	c.Set(scrubKey, s.scrubErr)
 	c.Next()
 	route := c.FullPath()
 	if route == "" {

@@ -202,6 +202,9 @@ func (s *Server) completions(c *gin.Context) {
 	}
 	defer release()
 	prompts, err := s.inputs(r, "", req.Prompt.Texts, req.Prompt.IDs)
+	if err == nil {
+		err = s.checkDecodeMemory(r, prompts, cp.opts)
+	}
 	if err != nil {
 		writeError(c, err)
 		return

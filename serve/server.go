@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/t5zoo/t5zoo/catalog"
+	"github.com/t5zoo/t5zoo/convert/hub"
+	"github.com/t5zoo/t5zoo/fetch"
 	"github.com/t5zoo/t5zoo/serve/api"
 	"github.com/t5zoo/t5zoo/zoo"
 )
@@ -102,6 +104,10 @@ type Config struct {
 	// Catalog is what /api/catalog lists; nil means an empty catalog (cmd/t5zoo passes the
 	// embedded one).
 	Catalog *catalog.Catalog
+	// Hub, if not nil, is the Hugging Face Hub a published catalog shape is imported from
+	// (fetch.Fetcher: downloaded, converted with the parity gate, pushed to Store) on its
+	// first use when the registry lacks it, as t5zoo run does; nil never imports.
+	Hub *hub.Client
 	// Models names extra models served from local directories (NAME → directory), beside
 	// those of the cache; a NAME here shadows the registry reference of the same spelling.
 	Models map[string]string
@@ -157,6 +163,7 @@ type Server struct {
 	store    zoo.Store
 	catalog  *catalog.Catalog
 	keys     *keyring
+	fetcher  *fetch.Fetcher
 	metrics  *metrics
 	mem      *memory
 	models   *residency
@@ -198,6 +205,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, cache: cfg.Cache, store: cfg.Store, catalog: cfg.Catalog,
 		keys: newKeyring(cfg.Keys), metrics: newMetrics(), mem: newMemory(cfg.MemoryBudget),
 	}
+	s.fetcher = &fetch.Fetcher{Cache: cfg.Cache, Store: cfg.Store, Catalog: cfg.Catalog, Hub: cfg.Hub, Logger: cfg.Logger}
 	var err error
 	if s.browser, err = newBrowserPolicy(cfg.AllowOrigins, cfg.AllowHosts); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
@@ -491,11 +499,11 @@ func (s *Server) pullProgress() func(zoo.Progress) {
 	}
 }
 
-// localModel returns the cache's copy of ref, pulling it first if the cache lacks it; r's
-// load progress follows the pull (/api/ps).
+// localModel returns the cache's copy of ref, pulling it first if the cache lacks it, or,
+// for a published shape the registry lacks, importing it from Config.Hub; r's load progress
+// follows the pull (/api/ps).
 func (s *Server) localModel(ctx context.Context, ref zoo.Ref, r *resident) (*zoo.LocalModel, error) {
-	lm, err := s.cache.Model(ref)
-	if !errors.Is(err, zoo.ErrNotFound) {
+	if lm, err := s.cache.Model(ref); !errors.Is(err, zoo.ErrNotFound) {
 		return lm, err
 	}
 	s.log.Info("pulling model for its first use", "model", r.name, "registry", storeName(s.store))
@@ -514,7 +522,14 @@ func (s *Server) localModel(ctx context.Context, ref zoo.Ref, r *resident) (*zoo
 		r.pulled.Store(done)
 		r.pullTotal.Store(total)
 	}
-	return s.cache.Pull(ctx, s.store, ref, zoo.PullOptions{Logger: s.log, Progress: progress})
+	return s.fetcher.Model(ctx, ref, fetch.Options{
+		Pull:   zoo.PullOptions{Logger: s.log, Progress: progress},
+		Import: s.cfg.Hub != nil,
+		OnImport: func(repo string) {
+			s.log.Info("importing model from the Hub for its first use", "model", r.name, "repo", repo)
+		},
+		PushLogger: s.log,
+	})
 }
 
 // scrubErr rewrites the server's own paths out of an error's message (the cache and
