@@ -70,7 +70,7 @@ type HFOptions struct {
 // unless opts.Force. The export is built in a temporary sibling of dst and swapped in whole,
 // so a failed export leaves dst as it was and a forced one leaves nothing of the old dst.
 func ExportHF(ctx context.Context, src, dst string, opts HFOptions) error {
-	// Refuse early; writeDirTarget checks again when it swaps the export in.
+	// Refuse early; WriteDirTarget checks again when it swaps the export in.
 	if _, err := checkDirTarget(src, dst, opts.Force); err != nil {
 		return fmt.Errorf("export %s to %s: %w", src, dst, err)
 	}
@@ -110,7 +110,7 @@ func ExportHF(ctx context.Context, src, dst string, opts HFOptions) error {
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	err = writeDirTarget(ctx, src, dst, opts.Force, func(dir string) error {
+	err = WriteDirTarget(ctx, src, dst, opts.Force, func(dir string) error {
 		if err := w.WriteFile(filepath.Join(dir, SafetensorsFile)); err != nil {
 			return err
 		}

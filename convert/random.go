@@ -21,53 +21,69 @@ import (
 // relative bias N(0, d_model^-½); layer norms 1. The same seed gives the same bytes. It lets
 // benchmarks and quality checks run any shape, published or not, without a checkpoint.
 func WriteRandom(ctx context.Context, dir string, shape catalog.Shape, seed uint64) error {
-	if err := shape.Validate(); err != nil {
-		return fmt.Errorf("write random model: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write random model: %w", err)
-	}
 	rng := rand.New(rand.NewPCG(seed, 0x75a7))
 	dm, dkv, inner, ff := float64(shape.DModel), float64(shape.DKV), float64(shape.InnerDim()), float64(shape.DFF)
+	// WriteFilled asks for the values in order, tensor after tensor, so the draws are those
+	// of one stream whatever the shape.
+	std := func(name string) float64 {
+		switch {
+		case strings.HasSuffix(name, "layer_norm.weight"):
+			return 0
+		case strings.HasSuffix(name, ".q.weight"):
+			return math.Pow(dm*dkv, -0.5)
+		case strings.HasSuffix(name, ".k.weight"), strings.HasSuffix(name, ".v.weight"),
+			strings.Contains(name, ".wi"), strings.HasSuffix(name, "relative_attention_bias.weight"):
+			return math.Pow(dm, -0.5)
+		case strings.HasSuffix(name, ".o.weight"):
+			return math.Pow(inner, -0.5)
+		case strings.HasSuffix(name, ".wo.weight"):
+			return math.Pow(ff, -0.5)
+		}
+		return 1
+	}
+	err := WriteFilled(ctx, dir, shape, func(name string, _ int) float32 {
+		if sd := std(name); sd != 0 {
+			return float32(rng.NormFloat64() * sd)
+		}
+		return 1
+	})
+	if err != nil {
+		return fmt.Errorf("write random model: %w", err)
+	}
+	return nil
+}
+
+// WriteFilled writes a float32 model directory (config.json and model.safetensors) for shape
+// whose every weight is value(tensor name, index), asked tensor after tensor in the order of
+// shape.Tensors() and index after index: models made to order, for tests of what a model's
+// numbers do (a NaN layer norm, say) and for WriteRandom.
+func WriteFilled(ctx context.Context, dir string, shape catalog.Shape, value func(name string, i int) float32) error {
+	if err := shape.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	var w safetensors.Writer
 	w.SetMetadata("format", "pt")
 	for _, t := range shape.Tensors() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		std := 1.0
-		name := t.Name
-		switch {
-		case strings.HasSuffix(name, "layer_norm.weight"):
-			std = 0
-		case strings.HasSuffix(name, ".q.weight"):
-			std = math.Pow(dm*dkv, -0.5)
-		case strings.HasSuffix(name, ".k.weight"), strings.HasSuffix(name, ".v.weight"),
-			strings.Contains(name, ".wi"), strings.HasSuffix(name, "relative_attention_bias.weight"):
-			std = math.Pow(dm, -0.5)
-		case strings.HasSuffix(name, ".o.weight"):
-			std = math.Pow(inner, -0.5)
-		case strings.HasSuffix(name, ".wo.weight"):
-			std = math.Pow(ff, -0.5)
-		}
 		v := make([]float32, t.Elements())
 		for i := range v {
-			if std == 0 {
-				v[i] = 1
-			} else {
-				v[i] = float32(rng.NormFloat64() * std)
-			}
+			v[i] = value(t.Name, i)
 		}
-		if err := w.AddFloat32(name, t.Shape, v); err != nil {
-			return fmt.Errorf("write random model: %w", err)
+		if err := w.AddFloat32(t.Name, t.Shape, v); err != nil {
+			return err
 		}
 	}
 	if err := w.WriteFile(filepath.Join(dir, SafetensorsFile)); err != nil {
-		return fmt.Errorf("write random model: %w", err)
+		return err
 	}
 	cfg, err := json.MarshalIndent(shape.HFConfig(), "", "  ")
 	if err != nil {
-		return fmt.Errorf("write random model: %w", err)
+		return err
 	}
 	return writeFileAtomic(filepath.Join(dir, "config.json"), append(cfg, '\n'))
 }

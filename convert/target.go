@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -15,9 +16,15 @@ import (
 // was not told to replace it (HFOptions.Force, GGUFOptions.Force).
 var ErrTargetExists = errors.New("convert: export target exists")
 
-// checkDirTarget reports whether dst may receive a directory export, and whether it exists:
-// a missing path or an empty directory may; a non-empty directory only with force; anything
-// else (a file, a link) never, nor the source directory itself.
+// CheckDirTarget reports whether dst may receive a directory built from src (an export, a
+// conversion): a missing path or an empty directory may; a non-empty directory only with
+// force (ErrTargetExists otherwise); anything else (a file, a link) never, nor src itself or a
+// directory that holds it.
+func CheckDirTarget(src, dst string, force bool) error {
+	_, err := checkDirTarget(src, dst, force)
+	return err
+}
+
 func checkDirTarget(src, dst string, force bool) (exists bool, err error) {
 	st, err := os.Lstat(dst)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -29,8 +36,8 @@ func checkDirTarget(src, dst string, force bool) (exists bool, err error) {
 	if !st.IsDir() {
 		return true, fmt.Errorf("target %s exists and is not a directory", dst)
 	}
-	if sst, err := os.Stat(src); err == nil && os.SameFile(sst, st) {
-		return true, fmt.Errorf("target %s is the source directory", dst)
+	if inside, err := within(src, dst); err == nil && inside {
+		return true, fmt.Errorf("target %s is the source directory or holds it", dst)
 	}
 	if force {
 		return true, nil
@@ -48,15 +55,19 @@ func checkDirTarget(src, dst string, force bool) (exists bool, err error) {
 	return true, nil
 }
 
-// writeDirTarget builds a directory with fill in a temporary sibling of dst and swaps it in
-// whole, so that dst is never half written and never mixes old files with new ones. A
-// failed or cancelled fill leaves dst as it was.
-func writeDirTarget(ctx context.Context, src, dst string, force bool, fill func(dir string) error) (err error) {
+// WriteDirTarget builds a directory from src with fill in a temporary sibling of dst and swaps
+// it in whole (CheckDirTarget's rules), so that dst is never half written and never mixes old
+// files with new ones. A failed or cancelled fill (a conversion below its quality gate, say)
+// leaves dst as it was.
+func WriteDirTarget(ctx context.Context, src, dst string, force bool, fill func(dir string) error) (err error) {
 	exists, err := checkDirTarget(src, dst, force)
 	if err != nil {
 		return err
 	}
-	parent := filepath.Dir(dst)
+	parent := filepath.Dir(filepath.Clean(dst))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dst)+".tmp-*")
 	if err != nil {
 		return err
@@ -143,4 +154,29 @@ func checkFileTarget(out string, force bool) error {
 		return fmt.Errorf("%w: %s exists; replacing it needs force", ErrTargetExists, out)
 	}
 	return nil
+}
+
+// within reports whether path is dir or lies below it, symbolic links resolved.
+func within(path, dir string) (bool, error) {
+	p, err := realPath(path)
+	if err != nil {
+		return false, err
+	}
+	d, err := realPath(dir)
+	if err != nil {
+		return false, err
+	}
+	rel, err := filepath.Rel(d, p)
+	if err != nil {
+		return false, nil // on another volume
+	}
+	return rel == "." || rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)), nil
+}
+
+func realPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
 }

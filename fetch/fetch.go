@@ -31,7 +31,7 @@ var (
 	ErrParity = errors.New("fetch: the converted model fails the parity gate")
 	// ErrTargetExists: a conversion's target directory is not empty and overwriting was
 	// not asked for.
-	ErrTargetExists = errors.New("fetch: the target directory is not empty")
+	ErrTargetExists = convert.ErrTargetExists
 	// ErrNotModel: a directory that is not a model directory (a required file is missing
 	// or does not parse).
 	ErrNotModel = errors.New("fetch: not a model directory")

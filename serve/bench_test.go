@@ -67,10 +67,9 @@ var benchModelDir = sync.OnceValues(func() (string, error) {
 	return dir, os.WriteFile(filepath.Join(dir, "spiece.model"), b, 0o644)
 })
 
-// benchSetup starts a server on loopback serving the benchmark model as "tiny" (loaded),
-// and the same model in-process behind its own Batcher. via and engine each run one
-// request (the next prompt in turn) through the server or the engine.
-func benchSetup(b *testing.B) (via, engine func(context.Context) error) {
+// benchServer starts a server on loopback with the default limits serving the benchmark
+// model as "tiny", and returns the model's directory and a client.
+func benchServer(b *testing.B) (string, *api.Client) {
 	dir, err := benchModelDir()
 	if err != nil {
 		b.Fatal(err)
@@ -93,6 +92,14 @@ func benchSetup(b *testing.B) (via, engine func(context.Context) error) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return dir, c
+}
+
+// benchSetup starts a server on loopback serving the benchmark model as "tiny" (loaded),
+// and the same model in-process behind its own Batcher. via and engine each run one
+// request (the next prompt in turn) through the server or the engine.
+func benchSetup(b *testing.B) (via, engine func(context.Context) error) {
+	dir, c := benchServer(b)
 	var next atomic.Int64
 	via = func(ctx context.Context) error {
 		i := next.Add(1)

@@ -3,16 +3,11 @@ package serve_test
 import (
 	"context"
 	"flag"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/t5zoo/t5zoo/serve"
 	"github.com/t5zoo/t5zoo/serve/api"
-	"github.com/t5zoo/t5zoo/zoo"
 )
 
 var fairRounds = flag.Int("fair-rounds", 3, "BenchmarkSmallBesideLarge: rounds of (alone, beside a large request)")
@@ -23,28 +18,7 @@ var fairRounds = flag.Int("fair-rounds", 3, "BenchmarkSmallBesideLarge: rounds o
 // the server over HTTP, with the default limits. It reports the p50 and p99 of each and how
 // long the large request took. Run it with -benchtime 1x (the rounds are its own).
 func BenchmarkSmallBesideLarge(b *testing.B) {
-	dir, err := benchModelDir()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cache, err := zoo.OpenCache(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := serve.New(serve.Config{
-		Cache: cache, Models: map[string]string{"tiny": dir}, KeepAlive: -1,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(s.Close)
-	hs := httptest.NewServer(s.Handler())
-	b.Cleanup(hs.Close)
-	c, err := api.NewClient(hs.URL, api.ClientOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, c := benchServer(b)
 	ctx := context.Background()
 	small := func(i int) (time.Duration, error) {
 		start := time.Now()

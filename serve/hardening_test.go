@@ -2,7 +2,6 @@ package serve_test
 
 import (
 	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 	"github.com/t5zoo/t5zoo/convert"
 	"github.com/t5zoo/t5zoo/convert/hub"
 	"github.com/t5zoo/t5zoo/convert/hub/hubtest"
-	"github.com/t5zoo/t5zoo/convert/safetensors"
 	"github.com/t5zoo/t5zoo/serve"
 	"github.com/t5zoo/t5zoo/serve/api"
 	"github.com/t5zoo/t5zoo/zoo"
@@ -173,34 +171,11 @@ func TestBrowserPolicy(t *testing.T) {
 		{"delete without body", "DELETE", "/api/models/nope:1", "", nil, 404, "not_found", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var r io.Reader
-			if tc.body != "" {
-				r = strings.NewReader(tc.body)
+			status, hdr, b := do(t, tc.method, ts.URL+tc.path, tc.body, tc.header...)
+			if status != tc.status || errorCode(b) != tc.code {
+				t.Errorf("%d %s, want %d %s", status, b, tc.status, tc.code)
 			}
-			req, err := http.NewRequestWithContext(t.Context(), tc.method, ts.URL+tc.path, r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.body != "" {
-				req.Header.Set("Content-Type", "application/json")
-			}
-			for i := 0; i+1 < len(tc.header); i += 2 {
-				if tc.header[i] == "Host" {
-					req.Host = tc.header[i+1]
-				} else {
-					req.Header.Set(tc.header[i], tc.header[i+1])
-				}
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.status || errorCode(b) != tc.code {
-				t.Errorf("%d %s, want %d %s", resp.StatusCode, b, tc.status, tc.code)
-			}
-			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tc.allow {
+			if got := hdr.Get("Access-Control-Allow-Origin"); got != tc.allow {
 				t.Errorf("Access-Control-Allow-Origin %q, want %q", got, tc.allow)
 			}
 		})
@@ -234,24 +209,7 @@ func TestMetricLabelsBounded(t *testing.T) {
 func writeModelDir(t *testing.T, shape catalog.Shape, value func(name string, i int) float32) string {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := json.Marshal(shape.HFConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var w safetensors.Writer
-	for _, tn := range shape.Tensors() {
-		b := make([]byte, 4*tn.Elements())
-		for i := range int(tn.Elements()) {
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(value(tn.Name, i)))
-		}
-		if err := w.Add(tn.Name, safetensors.F32, tn.Shape, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.WriteFile(filepath.Join(dir, "model.safetensors")); err != nil {
+	if err := convert.WriteFilled(t.Context(), dir, shape, value); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -159,8 +159,9 @@ func newTestServer(t *testing.T, edit func(*serve.Config)) *testServer {
 	return &testServer{Server: s, URL: hs.URL, Client: c, Cache: cache, Log: logs}
 }
 
-// do sends a request with a raw body and headers and returns the status, headers and body.
-func do(t *testing.T, method, url, body string, header ...string) (int, http.Header, []byte) {
+// newRequest builds a request with a raw body (sent as application/json unless header says
+// otherwise) and headers given as name, value pairs; "Host" sets the request's Host.
+func newRequest(t *testing.T, method, url, body string, header ...string) *http.Request {
 	t.Helper()
 	var r io.Reader
 	if body != "" {
@@ -174,9 +175,20 @@ func do(t *testing.T, method, url, body string, header ...string) (int, http.Hea
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		if header[i] == "Host" {
+			req.Host = header[i+1]
+		} else {
+			req.Header.Set(header[i], header[i+1])
+		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	return req
+}
+
+// do sends a request with a raw body and headers (see newRequest) and returns the status,
+// headers and body.
+func do(t *testing.T, method, url, body string, header ...string) (int, http.Header, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(newRequest(t, method, url, body, header...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -295,24 +295,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			t.Fatalf("%s is not in the document", tc.route)
 		}
 		op := item.GetOperation(method)
-		var r io.Reader
-		if tc.body != "" {
-			r = strings.NewReader(tc.body)
-		}
-		req, err := http.NewRequestWithContext(t.Context(), method, base+tc.path, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tc.body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		for i := 0; i+1 < len(tc.header); i += 2 {
-			if tc.header[i] == "Host" {
-				req.Host = tc.header[i+1]
-			} else {
-				req.Header.Set(tc.header[i], tc.header[i+1])
-			}
-		}
+		req := newRequest(t, method, base+tc.path, tc.body, tc.header...)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -62,6 +62,9 @@ Linux in one atomic step), so no file of the old model stays beside the new one.
 				writeParity(cmd.ErrOrStderr(), args[1], meta)
 				return fmt.Errorf("%w; nothing was written to %s (rerun with --force to accept it)", err, args[1])
 			}
+			if errors.Is(err, fetch.ErrTargetExists) {
+				return fmt.Errorf("%w (rerun with --force to replace it whole)", err)
+			}
 			if err != nil {
 				return err
 			}

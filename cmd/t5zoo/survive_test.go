@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"io"
 	"math"
@@ -18,7 +17,7 @@ import (
 	"time"
 
 	"github.com/t5zoo/t5zoo/catalog"
-	"github.com/t5zoo/t5zoo/convert/safetensors"
+	"github.com/t5zoo/t5zoo/convert"
 	"github.com/t5zoo/t5zoo/zoo"
 )
 
@@ -46,24 +45,10 @@ func readFuzzSeed(t *testing.T, path string) []byte {
 }
 
 // writeSafetensorsModel writes config.json and model.safetensors of shape, every weight
-// value(name).
+// value(name, i).
 func writeSafetensorsModel(t *testing.T, dir string, shape catalog.Shape, value func(name string, i int) float32) {
 	t.Helper()
-	cfg, _ := json.Marshal(shape.HFConfig())
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var w safetensors.Writer
-	for _, tn := range shape.Tensors() {
-		b := make([]byte, 4*tn.Elements())
-		for i := range int(tn.Elements()) {
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(value(tn.Name, i)))
-		}
-		if err := w.Add(tn.Name, safetensors.F32, tn.Shape, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.WriteFile(filepath.Join(dir, "model.safetensors")); err != nil {
+	if err := convert.WriteFilled(t.Context(), dir, shape, value); err != nil {
 		t.Fatal(err)
 	}
 }
