@@ -147,35 +147,10 @@ func (f *Fetcher) doImport(ctx context.Context, o ImportOptions) (*ImportResult,
 // catalog shape ref names — the published config, or for an unpublished shape name the
 // grammar's — as push does again (zoo.PushOptions.Catalog) on the converted config.json.
 func (f *Fetcher) checkShape(ref zoo.Ref, dir string) error {
-	if f.Catalog == nil {
-		return nil
-	}
-	if _, err := catalog.ParseName(ref.Name); err != nil {
-		return nil // a name of its own, outside the shape grammar
-	}
-	e, err := f.Catalog.Lookup(ref.Name)
-	if err != nil {
-		return fmt.Errorf("%w: %w", zoo.ErrInvalidModel, err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		return err
-	}
-	got, err := catalog.ParseHFConfig(b)
-	if err != nil {
-		return fmt.Errorf("config.json: %w", err)
-	}
-	if d := tensorShapeDiff(e.Shape(), got); d != "" {
-		return fmt.Errorf("%w: %s is the catalog shape %s, but this checkpoint's config.json differs (%s); import it under another name with --as", zoo.ErrInvalidModel, ref, e.Name, d)
+	if err := zoo.CheckCatalogShape(f.Catalog, dir, ref); err != nil {
+		return fmt.Errorf("%w (or import it under another name with --as)", err)
 	}
 	return nil
-}
-
-// tensorShapeDiff is catalog.ShapeDiff restricted to the hyper-parameters that decide the
-// tensors and the numerics: dropout and the nominal n_positions do not make another model.
-func tensorShapeDiff(want, got catalog.Shape) string {
-	got.DropoutRate, got.NPositions = want.DropoutRate, want.NPositions
-	return catalog.ShapeDiff(want, got)
 }
 
 // ParityValidator is push's deep check (zoo.PushOptions.Validate): the weights agree with

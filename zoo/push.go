@@ -129,7 +129,7 @@ func push(ctx context.Context, store Store, dir string, ref Ref, opts PushOption
 	if err := ValidateModelDir(dir); err != nil {
 		return nil, err
 	}
-	if err := checkCatalogShape(opts.Catalog, dir, ref); err != nil {
+	if err := CheckCatalogShape(opts.Catalog, dir, ref); err != nil {
 		return nil, err
 	}
 	if opts.Validate != nil {

@@ -8,12 +8,12 @@ import (
 	"github.com/t5zoo/t5zoo/catalog"
 )
 
-// checkCatalogShape refuses a model pushed under a shape name (the t5-efficient- namespace)
+// CheckCatalogShape refuses a model under a shape name (the t5-efficient- namespace)
 // whose config.json does not have that shape: a published name's catalog config, or for a
 // name the grammar accepts but the catalog does not publish, the grammar's. A shape name is
 // a promise to every puller about the tensors behind it (found: a 2-layer d_model 64 model
 // was accepted as t5-efficient-tiny). A nil catalog checks nothing.
-func checkCatalogShape(cat *catalog.Catalog, dir string, ref Ref) error {
+func CheckCatalogShape(cat *catalog.Catalog, dir string, ref Ref) error {
 	if cat == nil {
 		return nil
 	}
