@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -258,7 +259,7 @@ func TestTopLogprobsOrder(t *testing.T) {
 					if len(keys) == 0 || keys[0] != tokens[i] {
 						t.Errorf("position %d: token %q, top_logprobs %s: the chosen token is not named first", i, tokens[i], top)
 					}
-					if !slices.IsSortedFunc(vals, func(a, b float64) int { return -cmpFloat(a, b) }) {
+					if !slices.IsSortedFunc(vals, func(a, b float64) int { return -cmp.Compare(a, b) }) {
 						t.Errorf("position %d: top_logprobs %s not best first", i, top)
 					}
 					if !slices.IsSorted(keys) {
@@ -279,16 +280,6 @@ func TestTopLogprobsOrder(t *testing.T) {
 	if unsorted == 0 {
 		t.Error("every top_logprobs object happened to be sorted by text: the test shows nothing")
 	}
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // TestOpenAIModels checks GET /v1/models (every model a request can name: the registry's,

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -509,7 +510,7 @@ func (rs *residency) snapshot() []residentInfo {
 		}
 		models = append(models, info)
 	}
-	slices.SortFunc(models, func(a, b residentInfo) int { return cmpString(a.name, b.name) })
+	slices.SortFunc(models, func(a, b residentInfo) int { return cmp.Compare(a.name, b.name) })
 	return models
 }
 
@@ -523,16 +524,6 @@ type residentInfo struct {
 	queued, decoding      int
 	started               time.Time
 	pulled, pullTotal     int64
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // close refuses new loads, ends those in progress, and unloads every model. Requests must

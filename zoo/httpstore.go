@@ -2,6 +2,7 @@ package zoo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -217,7 +218,7 @@ func (s *HTTPStore) ListManifests(ctx context.Context) ([]Ref, error) {
 			refs = append(refs, r)
 		}
 	}
-	slices.SortFunc(refs, func(a, b Ref) int { return cmpString(a.String(), b.String()) })
+	slices.SortFunc(refs, func(a, b Ref) int { return cmp.Compare(a.String(), b.String()) })
 	return refs, nil
 }
 

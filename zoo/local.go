@@ -2,6 +2,7 @@ package zoo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -174,18 +175,8 @@ func listManifestTree(ctx context.Context, root string) ([]Ref, error) {
 	if err != nil {
 		return nil, localError("list manifests", err)
 	}
-	slices.SortFunc(refs, func(a, b Ref) int { return cmpString(a.String(), b.String()) })
+	slices.SortFunc(refs, func(a, b Ref) int { return cmp.Compare(a.String(), b.String()) })
 	return refs, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // localError maps file-system errors to the package's sentinels.

@@ -194,17 +194,7 @@ func TestPullTwoProcesses(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			gets := 0
-			for i, cmd := range cmds {
-				if err := cmd.Wait(); err != nil {
-					t.Fatalf("child %d: %v; stderr: %s", i, err, errs[i].String())
-				}
-				var r childResult
-				if err := json.NewDecoder(bufio.NewReader(&outs[i])).Decode(&r); err != nil {
-					t.Fatalf("child %d output %q: %v", i, outs[i].String(), err)
-				}
-				gets += r.Gets
-			}
+			gets := waitChildren(t, cmds[:], outs[:], errs[:])
 			if gets != res.Manifest.Chunks() {
 				t.Fatalf("two processes made %d GETs for %d chunks", gets, res.Manifest.Chunks())
 			}
@@ -246,17 +236,7 @@ func TestPullTwoProcessesIdenticalManifests(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			gets := 0
-			for i, cmd := range cmds {
-				if err := cmd.Wait(); err != nil {
-					t.Fatalf("child pulling %s: %v; stderr: %s", refs[i], err, errs[i].String())
-				}
-				var r childResult
-				if err := json.NewDecoder(bufio.NewReader(&outs[i])).Decode(&r); err != nil {
-					t.Fatalf("child %d output %q: %v", i, outs[i].String(), err)
-				}
-				gets += r.Gets
-			}
+			gets := waitChildren(t, cmds[:], outs[:], errs[:])
 			if gets != res.Manifest.Chunks() {
 				t.Errorf("two processes made %d GETs for %d chunks", gets, res.Manifest.Chunks())
 			}
@@ -271,4 +251,21 @@ func TestPullTwoProcessesIdenticalManifests(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitChildren waits for the pulling children and returns the GETs they made in all.
+func waitChildren(t *testing.T, cmds []*exec.Cmd, outs, errs []bytes.Buffer) int {
+	t.Helper()
+	gets := 0
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("child %d (%s): %v; stderr: %s", i, strings.Join(cmd.Args[1:], " "), err, errs[i].String())
+		}
+		var r childResult
+		if err := json.NewDecoder(bufio.NewReader(&outs[i])).Decode(&r); err != nil {
+			t.Fatalf("child %d output %q: %v", i, outs[i].String(), err)
+		}
+		gets += r.Gets
+	}
+	return gets
 }

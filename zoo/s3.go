@@ -2,6 +2,7 @@ package zoo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -243,7 +244,7 @@ func (s *S3Store) ListManifests(ctx context.Context) ([]Ref, error) {
 			refs = append(refs, r)
 		}
 	}
-	slices.SortFunc(refs, func(a, b Ref) int { return cmpString(a.String(), b.String()) })
+	slices.SortFunc(refs, func(a, b Ref) int { return cmp.Compare(a.String(), b.String()) })
 	return refs, nil
 }
 
