@@ -64,7 +64,7 @@ func TestImportHF(t *testing.T) {
 	// Under a published catalog name only that shape is imported: the golden checkpoint is
 	// not t5-efficient-tiny, and nothing is pushed; under another name it imports.
 	_, _, err = runCLI(t, "", "import", "hf", "google/t5-efficient-tiny")
-	if err == nil || !strings.Contains(err.Error(), "catalog shape t5-efficient-tiny") || !strings.Contains(err.Error(), "d_model 256→64") {
+	if err == nil || !strings.Contains(err.Error(), "does not have the shape of t5-efficient-tiny") || !strings.Contains(err.Error(), "d_model 64, want 256") || !strings.Contains(err.Error(), "--as") {
 		t.Fatalf("import of a checkpoint that is not its catalog shape: %v", err)
 	}
 	if out, _, _ := runCLI(t, "", "ls", "--remote"); strings.Contains(out, "t5-efficient-tiny") {
