@@ -382,7 +382,6 @@ func (b *Batcher) admitLocked(active []*batchItem) (admitted []*batchItem, finis
 	b.queue = kept
 	share := max(1, b.opts.MaxRows/max(1, len(reqs)))
 	tokens := 0
-	taken := map[*batchItem]bool{}
 	for progress := true; progress; {
 		progress = false
 		for _, r := range order {
@@ -409,7 +408,6 @@ func (b *Batcher) admitLocked(active []*batchItem) (admitted []*batchItem, finis
 				it.charge = need
 			}
 			byReq[r] = items[1:]
-			taken[it] = true
 			it.joined = true
 			r.held += it.rows
 			rows += it.rows
@@ -421,7 +419,7 @@ func (b *Batcher) admitLocked(active []*batchItem) (admitted []*batchItem, finis
 	if len(admitted) > 0 {
 		kept := b.queue[:0]
 		for _, it := range b.queue {
-			if !taken[it] {
+			if !it.joined {
 				kept = append(kept, it)
 			}
 		}

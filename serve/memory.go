@@ -80,6 +80,14 @@ func (m *memory) usage() (fixed, requests int64) {
 	return m.fixed, m.requests
 }
 
+// release gives back n bytes a request took, waking the requests that wait for memory.
+func (m *memory) release(n int64) {
+	m.mu.Lock()
+	m.requests -= n
+	m.broadcastLocked()
+	m.mu.Unlock()
+}
+
 // tryAcquire takes n bytes for a request if they are free now.
 func (m *memory) tryAcquire(n int64) bool {
 	m.mu.Lock()
@@ -113,10 +121,7 @@ func (m *memory) acquire(ctx context.Context, r *resident, what string, n int64,
 			r.inUse.Add(n)
 			return sync.OnceFunc(func() {
 				r.inUse.Add(-n)
-				m.mu.Lock()
-				m.requests -= n
-				m.broadcastLocked()
-				m.mu.Unlock()
+				m.release(n)
 			}), nil
 		}
 		changed := m.changed
@@ -153,8 +158,5 @@ func (mm modelMemory) TryAcquire(n int64) bool {
 // Release implements infer.Memory.
 func (mm modelMemory) Release(n int64) {
 	mm.inUse.Add(-n)
-	mm.m.mu.Lock()
-	mm.m.requests -= n
-	mm.m.broadcastLocked()
-	mm.m.mu.Unlock()
+	mm.m.release(n)
 }

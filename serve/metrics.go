@@ -29,8 +29,6 @@ type metrics struct {
 	loads      *prometheus.CounterVec   // model, result
 	evictions  *prometheus.CounterVec   // model, reason
 	loaded     prometheus.Gauge
-	memory     prometheus.Gauge
-	requestMem prometheus.Gauge
 	pullBytes  prometheus.Counter
 
 	// known holds the model names a label may carry: those the server was started with and
@@ -53,14 +51,8 @@ func (m *metrics) label(name string) string {
 	return otherModel
 }
 
-// setMemory publishes the budget's use.
-func (m *metrics) setMemory(mem *memory) {
-	fixed, requests := mem.usage()
-	m.memory.Set(float64(fixed))
-	m.requestMem.Set(float64(requests))
-}
-
-func newMetrics() *metrics {
+// newMetrics registers the server's metrics; the memory gauges read mem when scraped.
+func newMetrics(mem *memory) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
 		reg: reg,
@@ -100,18 +92,18 @@ func newMetrics() *metrics {
 		loaded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "t5zoo_models_loaded", Help: "Models resident in memory (or loading).",
 		}),
-		memory: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "t5zoo_model_memory_bytes", Help: "Memory the resident models reserve in the budget (weights, tables, batch working memory).",
-		}),
-		requestMem: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "t5zoo_request_memory_bytes", Help: "Memory the running requests hold in the budget (decoding caches, encode and score scratch).",
-		}),
 		pullBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "t5zoo_pull_bytes_total", Help: "Bytes of model files pulls fetched from the registry (POST /api/pull and loads), each chunk once.",
 		}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.tokensIn, m.tokensOut, m.inflight, m.queued, m.batchRows,
-		m.encodeSize, m.loads, m.evictions, m.loaded, m.memory, m.requestMem, m.pullBytes,
+		m.encodeSize, m.loads, m.evictions, m.loaded, m.pullBytes,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "t5zoo_model_memory_bytes", Help: "Memory the resident models reserve in the budget (weights, tables, batch working memory).",
+		}, func() float64 { fixed, _ := mem.usage(); return float64(fixed) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "t5zoo_request_memory_bytes", Help: "Memory the running requests hold in the budget (decoding caches, encode and score scratch).",
+		}, func() float64 { _, requests := mem.usage(); return float64(requests) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

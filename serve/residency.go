@@ -193,7 +193,6 @@ func (rs *residency) removeLocked(r *resident) {
 		r.reserved = false
 	}
 	rs.s.metrics.loaded.Set(float64(len(rs.models)))
-	rs.s.metrics.setMemory(rs.s.mem)
 	rs.s.metrics.queued.DeleteLabelValues(rs.s.metrics.label(r.name))
 }
 
@@ -360,7 +359,6 @@ func (rs *residency) reserve(r *resident, need int64) error {
 	}
 	r.reserved, r.fixed, r.weights = true, need, need
 	rs.s.metrics.loaded.Set(float64(len(rs.models)))
-	rs.s.metrics.setMemory(rs.s.mem)
 	return nil
 }
 
@@ -389,7 +387,6 @@ func (rs *residency) resize(r *resident, weights, kv int64) error {
 		rs.s.mem.releaseFixed(-grow)
 	}
 	r.weights, r.kv, r.fixed = weights, kv, need
-	rs.s.metrics.setMemory(rs.s.mem)
 	return nil
 }
 

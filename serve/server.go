@@ -168,6 +168,7 @@ type Server struct {
 	mem      *memory
 	models   *residency
 	browser  browserPolicy
+	scrubber *strings.Replacer // the server's paths out of answers (scrubErr)
 	registry http.Handler
 	handler  http.Handler
 
@@ -203,8 +204,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, cache: cfg.Cache, store: cfg.Store, catalog: cfg.Catalog,
-		keys: newKeyring(cfg.Keys), metrics: newMetrics(), mem: newMemory(cfg.MemoryBudget),
+		keys: newKeyring(cfg.Keys), mem: newMemory(cfg.MemoryBudget),
 	}
+	s.metrics = newMetrics(s.mem)
+	s.scrubber = newScrubber(cfg.Cache.Root(), cfg.Models)
 	s.fetcher = &fetch.Fetcher{Cache: cfg.Cache, Store: cfg.Store, Catalog: cfg.Catalog, Hub: cfg.Hub, Logger: cfg.Logger}
 	var err error
 	if s.browser, err = newBrowserPolicy(cfg.AllowOrigins, cfg.AllowHosts); err != nil {
@@ -540,41 +543,47 @@ func (s *Server) scrubErr(err error) error {
 		return nil
 	}
 	msg := err.Error()
-	out := s.scrub(msg)
+	out := s.scrubber.Replace(msg)
 	if out == msg {
 		return err
 	}
 	return &scrubbed{msg: out, err: err}
 }
 
-// scrub replaces the server's paths in msg.
-func (s *Server) scrub(msg string) string {
-	var pairs []string
-	for name, dir := range s.cfg.Models {
-		if abs, err := filepath.Abs(dir); err == nil {
-			pairs = append(pairs, abs, "<model "+name+">")
-		}
-		pairs = append(pairs, dir, "<model "+name+">")
-	}
-	if root := s.cache.Root(); root != "" {
-		if abs, err := filepath.Abs(root); err == nil {
-			pairs = append(pairs, abs, "$T5ZOO_HOME")
-		}
-		pairs = append(pairs, root, "$T5ZOO_HOME")
-	}
-	// Longest first, so that a directory inside another is replaced as itself.
+// newScrubber replaces the server's paths — the cache's root and the --model directories, as
+// given and absolute — in error messages, the longest first so that a directory inside
+// another is replaced as itself (strings.Replacer tries its pairs in argument order).
+func newScrubber(root string, models map[string]string) *strings.Replacer {
 	type pair struct{ from, to string }
 	var ps []pair
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if pairs[i] != "" && pairs[i] != "." && pairs[i] != "/" {
-			ps = append(ps, pair{pairs[i], pairs[i+1]})
+	add := func(path, to string) {
+		for _, p := range []string{path, absPath(path)} {
+			if p != "" && p != "." && p != "/" {
+				ps = append(ps, pair{p, to})
+			}
 		}
 	}
-	slices.SortFunc(ps, func(a, b pair) int { return len(b.from) - len(a.from) })
-	for _, p := range ps {
-		msg = strings.ReplaceAll(msg, p.from, p.to)
+	for name, dir := range models {
+		add(dir, "<model "+name+">")
 	}
-	return msg
+	if root != "" {
+		add(root, "$T5ZOO_HOME")
+	}
+	slices.SortFunc(ps, func(a, b pair) int { return len(b.from) - len(a.from) })
+	var args []string
+	for _, p := range ps {
+		args = append(args, p.from, p.to)
+	}
+	return strings.NewReplacer(args...)
+}
+
+// absPath is path made absolute, or "" when it cannot be.
+func absPath(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return ""
+	}
+	return abs
 }
 
 // scrubbed is an error whose message had the server's paths taken out.
