@@ -87,7 +87,7 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, infer.ErrInvalidInput),
 		errors.Is(err, zoo.ErrBadRef), errors.Is(err, catalog.ErrBadName), errors.Is(err, ErrNoTokenizer):
 		return http.StatusBadRequest, "invalid_request"
-	case errors.Is(err, zoo.ErrNotFound):
+	case errors.Is(err, zoo.ErrNotFound), errors.Is(err, errNoRoute):
 		return http.StatusNotFound, "not_found"
 	case errors.Is(err, ErrInUse):
 		return http.StatusConflict, "model_in_use"

@@ -245,7 +245,7 @@ func (s *Server) routes() http.Handler {
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true // c.Done and c.Err follow the request's context
 	r.NoRoute(func(c *gin.Context) {
-		writeError(c, fmt.Errorf("%w: no such route: %s %s (the routes are listed at /api/openapi.json)", errNoRoute, c.Request.Method, c.Request.URL.Path))
+		writeError(c, fmt.Errorf("%w: %s %s (the routes are listed at /api/openapi.json)", errNoRoute, c.Request.Method, c.Request.URL.Path))
 	})
 	r.NoMethod(func(c *gin.Context) {
 		writeError(c, fmt.Errorf("%w: %s does not take %s", errNoMethod, c.Request.URL.Path, c.Request.Method))
@@ -289,7 +289,7 @@ func (s *Server) routes() http.Handler {
 }
 
 var (
-	errNoRoute  = fmt.Errorf("%w: not found", zoo.ErrNotFound)
+	errNoRoute  = errors.New("no such route")
 	errNoMethod = errMethodNotAllowed
 )
 

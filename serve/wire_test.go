@@ -226,7 +226,9 @@ func TestGenerateNDJSON(t *testing.T) {
 	if _, _, b := do(t, http.MethodPost, ts.URL+"/api/encode", `{"model":"`+longModel+`","input":"a"}`); errorCode(b) != "" {
 		t.Fatalf("loading the model: %s", b)
 	}
-	long := api.GenerateRequest{Model: longModel, Input: longInput, Stream: true, GenerateOptions: api.GenerateOptions{MaxNewTokens: 4000}}
+	// 16 samples of up to 4000 tokens: several times the 2 s timeout on any machine (one
+	// greedy sequence took under 2 s on a quiet one).
+	long := api.GenerateRequest{Model: longModel, Input: longInput, Stream: true, GenerateOptions: api.GenerateOptions{MaxNewTokens: 4000, DoSample: true, NumReturnSequences: 16, Seed: 1}}
 	lb, _ := json.Marshal(long)
 	status, _, raw := do(t, http.MethodPost, ts.URL+"/api/generate", string(lb), "Accept", "application/x-ndjson")
 	lines := readNDJSON(t, raw)
