@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,27 +115,46 @@ func TestSlowSendersHoldNoSlot(t *testing.T) {
 // time out, and the request leaves the batch and the queue (it held them until the client
 // went away before).
 func TestNonReadingClientLosesItsSlot(t *testing.T) {
-	ts := newTestServer(t, func(c *serve.Config) {
+	base := newTestServer(t, func(c *serve.Config) {
 		c.Limits = serve.Limits{WriteTimeout: 300 * time.Millisecond, RequestTimeout: time.Minute, MaxNewTokens: 2000, MaxInputTokens: 2000}
 	})
+	// The same server behind small send buffers, so that the writes block after kilobytes,
+	// not after the megabytes of an autotuned socket (slow to produce under -race).
+	hs := httptest.NewUnstartedServer(base.Server.Handler())
+	hs.Listener = smallSendBuffers{hs.Listener}
+	hs.Start()
+	t.Cleanup(hs.Close)
+	ts := *base
+	ts.URL = hs.URL
 	body, _ := json.Marshal(api.GenerateRequest{Model: longModel, Input: longInput, Stream: true,
 		GenerateOptions: api.GenerateOptions{MaxNewTokens: 2000, DoSample: true, NumReturnSequences: 64, TopLogprobs: 20, Seed: 1}})
-	conn := rawPost(t, ts, "/api/generate", map[string]string{"Content-Type": "application/json", "Content-Length": fmt.Sprint(len(body))}, string(body))
+	conn := rawPost(t, &ts, "/api/generate", map[string]string{"Content-Type": "application/json", "Content-Length": fmt.Sprint(len(body))}, string(body))
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetReadBuffer(4096)
 	}
 	waitFor(t, "the stream to start", func() bool {
-		return metricValue(t, ts, "t5zoo_inference_requests_in_flight") == 1
+		return metricValue(t, &ts, "t5zoo_inference_requests_in_flight") == 1
 	})
 	start := time.Now()
 	waitFor(t, "the request to lose its slot", func() bool {
 		ps, err := ts.Client.Ps(t.Context())
-		return err == nil && metricValue(t, ts, "t5zoo_inference_requests_in_flight") == 0 &&
+		return err == nil && metricValue(t, &ts, "t5zoo_inference_requests_in_flight") == 0 &&
 			len(ps.Models) == 1 && ps.Models[0].Decoding == 0 && ps.Models[0].Requests == 0
 	})
 	if d := time.Since(start); d > 8*time.Second {
 		t.Errorf("the request held its slot %v after its client stopped reading", d)
 	}
+}
+
+// smallSendBuffers gives every accepted TCP connection a 4 KiB send buffer.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(4096)
+	}
+	return c, err
 }
 
 // TestBrowserPolicy checks the origin, host and media-type rules of a keyless server.
