@@ -388,6 +388,10 @@ func TestMemoryPrices(t *testing.T) {
 			if got, price := allocs(func() { m.Score(t.Context(), pairs) }), m.ScoreBytes(pairs); got > price {
 				t.Errorf("Score allocated %d bytes, priced %d", got, price)
 			}
+			sets := []ChoiceSet{{Input: in[0], Targets: [][]int{in[1], in[2], in[3]}}, {Input: in[4], Targets: [][]int{in[2]}}}
+			if got, price := allocs(func() { m.ScoreChoices(t.Context(), sets) }), m.ScoreChoicesBytes(sets); got > price {
+				t.Errorf("ScoreChoices allocated %d bytes, priced %d", got, price)
+			}
 			for _, opts := range []GenerateOptions{
 				{MaxNewTokens: 30},
 				{MaxNewTokens: 20, NumBeams: 4},

@@ -299,6 +299,39 @@ func (m *Model) ScoreBytes(pairs []ScorePair) int64 {
 	return perCall + out + peak
 }
 
+// ScoreChoicesBytes is the working memory ScoreChoices(sets) needs at its peak: per chunk,
+// each input's encoder output and each target's sequence, the larger of the encoder and
+// decoder passes, and a block of logits; plus the results.
+func (m *Model) ScoreChoicesBytes(sets []ChoiceSet) int64 {
+	sizes := make([]int, len(sets))
+	var out int64
+	for i, cs := range sets {
+		sizes[i] = len(cs.Input)
+		for _, tg := range cs.Targets {
+			sizes[i] += len(tg)
+			out += int64(len(tg))*8 + 64
+		}
+	}
+	var peak int64
+	for _, c := range chunks(sizes, batchTokens) {
+		var held int64
+		tin, ttgt, longIn, longTgt := 0, 0, 0, 0
+		for _, cs := range sets[c[0]:c[1]] {
+			held += m.encBytes(len(cs.Input))
+			tin, longIn = tin+len(cs.Input), max(longIn, len(cs.Input))
+			for _, tg := range cs.Targets {
+				held += m.seqBytes(len(tg))
+				ttgt, longTgt = ttgt+len(tg), max(longTgt, len(tg))
+			}
+		}
+		cross := int64(tin) * 2 * int64(m.inner) * 4
+		pass := max(m.passBytes(tin, longIn)+cross, m.passBytes(ttgt, max(longIn, longTgt)))
+		logits := int64(lmBlockRows) * int64(m.shape.VocabSize) * 4
+		peak = max(peak, held+pass+logits)
+	}
+	return perCall + out + peak
+}
+
 // RetainedBytes bounds the scratch the model keeps between calls for reuse (the free list of
 // its passes' scratch), which is part of a resident model's memory beside its weights.
 func (m *Model) RetainedBytes() int64 {

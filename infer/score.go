@@ -74,34 +74,40 @@ func (m *Model) Score(ctx context.Context, pairs []ScorePair) ([]ScoreResult, er
 
 func (m *Model) scoreBatch(ctx context.Context, pairs []ScorePair, results []ScoreResult) error {
 	inputs := make([][]int, len(pairs))
-	feeds := make([][]int, len(pairs))
+	targets := make([][]int, len(pairs))
+	owner := make([]int, len(pairs))
 	for i, p := range pairs {
-		inputs[i] = p.Input
-		feeds[i] = append([]int{m.shape.DecoderStartTokenID}, p.Target[:len(p.Target)-1]...)
+		inputs[i], targets[i], owner[i] = p.Input, p.Target, i
 	}
 	encs, err := m.RunEncoder(ctx, inputs)
 	if err != nil {
 		return err
 	}
-	seqs := make([]*Sequence, len(encs))
-	for i, e := range encs {
-		seqs[i] = e.NewSequence()
+	return m.scoreTargets(ctx, encs, owner, targets, results)
+}
+
+// scoreTargets teacher-forces targets[i] on the encoder output encs[owner[i]] and writes
+// log p(targets[i] | input) into results[i]. Several targets may share one encoder output:
+// their sequences read the same cross-attention keys and values.
+func (m *Model) scoreTargets(ctx context.Context, encs []*EncoderOutput, owner []int, targets [][]int, results []ScoreResult) error {
+	seqs := make([]*Sequence, len(targets))
+	feeds := make([][]int, len(targets))
+	for i, tg := range targets {
+		seqs[i] = encs[owner[i]].NewSequence()
+		feeds[i] = append([]int{m.shape.DecoderStartTokenID}, tg[:len(tg)-1]...)
 	}
 	hidden, err := m.decoderHidden(ctx, seqs, feeds)
 	if err != nil {
 		return err
 	}
-	// Row r of hidden predicts labels[r].
-	var labels []int
-	for i, p := range pairs {
-		labels = append(labels, p.Target...)
-		results[i].TokenLogprobs = make([]float64, 0, len(p.Target))
-	}
-	owner := make([]int, 0, len(labels))
-	for i, p := range pairs {
-		for range p.Target {
-			owner = append(owner, i)
+	// Row r of hidden predicts labels[r], a token of target rowOf[r].
+	var labels, rowOf []int
+	for i, tg := range targets {
+		labels = append(labels, tg...)
+		for range tg {
+			rowOf = append(rowOf, i)
 		}
+		results[i].TokenLogprobs = make([]float64, 0, len(tg))
 	}
 	d, V := m.dModel, m.shape.VocabSize
 	var logits []float32
@@ -116,12 +122,71 @@ func (m *Model) scoreBatch(ctx context.Context, pairs []ScorePair, results []Sco
 			if !finite(lp) {
 				return numericsError("a target token's log-probability")
 			}
-			res := &results[owner[r]]
+			res := &results[rowOf[r]]
 			res.TokenLogprobs = append(res.TokenLogprobs, lp)
 			res.SumLogprob += lp
 		}
 	}
 	return nil
+}
+
+// ChoiceSet is one input and the candidate targets to score against it: the label strings
+// of a classification example in rank mode.
+type ChoiceSet struct {
+	Input   []int   // encoder input ids, normally ending with </s>
+	Targets [][]int // candidate targets, each normally ending with </s>
+}
+
+// ScoreChoices computes log p(target | input) for every target of every set. The encoder
+// runs once per set's input and all of its targets decode against that one encoder output,
+// so k choices cost one encoder pass, not k; sets are batched together. results[i][j] is
+// what Score returns for the pair (sets[i].Input, sets[i].Targets[j]).
+func (m *Model) ScoreChoices(ctx context.Context, sets []ChoiceSet) ([][]ScoreResult, error) {
+	if len(sets) == 0 {
+		return nil, fmt.Errorf("%w: no choice sets to score", ErrInvalidInput)
+	}
+	sizes := make([]int, len(sets))
+	for i, cs := range sets {
+		if err := m.checkIDs(fmt.Sprintf("set %d input", i), cs.Input); err != nil {
+			return nil, err
+		}
+		if len(cs.Targets) == 0 {
+			return nil, fmt.Errorf("%w: set %d has no targets", ErrInvalidInput, i)
+		}
+		sizes[i] = len(cs.Input)
+		for j, tg := range cs.Targets {
+			if err := m.checkIDs(fmt.Sprintf("set %d target %d", i, j), tg); err != nil {
+				return nil, err
+			}
+			sizes[i] += len(tg)
+		}
+	}
+	results := make([][]ScoreResult, len(sets))
+	for _, c := range chunks(sizes, batchTokens) {
+		part := sets[c[0]:c[1]]
+		inputs := make([][]int, len(part))
+		var targets [][]int
+		var owner []int
+		for i, cs := range part {
+			inputs[i] = cs.Input
+			targets = append(targets, cs.Targets...)
+			for range cs.Targets {
+				owner = append(owner, i)
+			}
+		}
+		encs, err := m.RunEncoder(ctx, inputs)
+		if err != nil {
+			return nil, err
+		}
+		flat := make([]ScoreResult, len(targets))
+		if err := m.scoreTargets(ctx, encs, owner, targets, flat); err != nil {
+			return nil, err
+		}
+		for i, cs := range part {
+			results[c[0]+i], flat = flat[:len(cs.Targets):len(cs.Targets)], flat[len(cs.Targets):]
+		}
+	}
+	return results, nil
 }
 
 // Encoding is one input's encoder output.
