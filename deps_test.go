@@ -88,3 +88,25 @@ func TestDependencyDirection(t *testing.T) {
 		t.Fatalf("checked only %d packages", checked)
 	}
 }
+
+// TestEvaluateLayers holds the evaluation packages to their layering: the metrics are pure
+// functions, the tasks know the metrics and nothing of models, and the report reads results
+// without the engine.
+func TestEvaluateLayers(t *testing.T) {
+	for pkg, ok := range map[string][]string{
+		"evaluate/metric": {},
+		"evaluate/task":   {"evaluate/metric"},
+		"evaluate/report": {"evaluate", "evaluate/task", "evaluate/metric", "catalog"},
+	} {
+		p, err := build.ImportDir(pkg, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", pkg, err)
+		}
+		for _, imp := range p.Imports {
+			rel, in := strings.CutPrefix(imp, module+"/")
+			if in && !slices.Contains(ok, rel) {
+				t.Errorf("%s imports %s: it may import only %v", pkg, imp, ok)
+			}
+		}
+	}
+}

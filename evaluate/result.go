@@ -95,8 +95,8 @@ type ModelInfo struct {
 	Shape string `json:"shape,omitempty"`
 	// Params is the model's parameter count (catalog cost model).
 	Params int64 `json:"params"`
-	// FLOPsPerToken is the cost model's forward FLOPs per target token at the reference
-	// lengths (512 input, 128 target tokens): the x axis of the FLOPs Pareto plot.
+	// FLOPsPerToken is the cost model's forward FLOPs of a 512-token input and a 128-token
+	// target, divided by those 640 tokens: the x axis of the FLOPs Pareto plot.
 	FLOPsPerToken float64 `json:"flops_per_token"`
 	// DType is the engine's weight dtype ("f32", "bf16", "f16", "int8").
 	DType string `json:"dtype"`
@@ -118,6 +118,8 @@ type CellResult struct {
 
 	// Limit is the --limit the cell ran with (0: the whole split).
 	Limit int `json:"limit,omitempty"`
+	// MaxInputTokens is the length inputs were trimmed to (0: not trimmed).
+	MaxInputTokens int `json:"max_input_tokens,omitempty"`
 	// Examples is the number of examples scored; Invalid how many predictions T5's
 	// postprocessor could not parse (always 0 in rank mode).
 	Examples int     `json:"examples"`

@@ -30,6 +30,7 @@ func envVars() []envVar {
 		{"T5ZOO_API_KEYS_FILE", "", "serve: a file of API keys, one KEY[:SCOPE] per line, added to T5ZOO_API_KEYS (--api-keys-file overrides)"},
 		{"T5ZOO_ORIGINS", "", "serve: browser origins allowed to call the API, comma-separated (--allow-origin overrides); unset: same-origin only"},
 		{"T5ZOO_HOSTS", "", "serve: Host header values answered beside localhost, IP addresses and the machine's name, comma-separated (--allow-host overrides)"},
+		{"T5ZOO_DATA", "", "eval: the folder of the tasks' official files (glue/SST-2/dev.tsv, superglue/BoolQ/val.jsonl, squad/dev-v1.1.json, ...); --data overrides"},
 		{"HF_ENDPOINT", "https://huggingface.co", "the Hugging Face Hub that import hf (and run, score and serve, for a published shape the registry lacks) downloads from"},
 		{"HF_TOKEN", "", "Hugging Face access token for gated or private repositories (sent as a bearer token, never logged)"},
 		{"AWS_ENDPOINT_URL_S3", "", "S3 endpoint of an s3:// registry, e.g. http://127.0.0.1:9000 (http:// means no TLS)"},
@@ -92,24 +93,11 @@ func openRegistry(cache *zoo.Cache) (zoo.Store, error) {
 	case reg == "":
 		return cache.Registry(), nil
 	case strings.HasPrefix(reg, "s3://"):
-		bucket, prefix, err := zoo.ParseS3URL(reg)
+		opts, err := s3Options(reg)
 		if err != nil {
 			return nil, fmt.Errorf("T5ZOO_REGISTRY: %w", err)
 		}
-		endpoint := getenv("AWS_ENDPOINT_URL_S3")
-		if endpoint == "" {
-			endpoint = getenv("AWS_ENDPOINT_URL")
-		}
-		if endpoint == "" {
-			endpoint = getenv("MINIO_ENDPOINT")
-		}
-		s, err := zoo.NewS3Store(zoo.S3Options{
-			Endpoint: endpoint,
-			Bucket:   bucket,
-			Prefix:   prefix,
-			Region:   getenv("AWS_REGION"),
-			Creds:    s3Credentials(),
-		})
+		s, err := zoo.NewS3Store(opts)
 		if err != nil {
 			return nil, fmt.Errorf("T5ZOO_REGISTRY=%s: %w", reg, err)
 		}
@@ -125,6 +113,29 @@ func openRegistry(cache *zoo.Cache) (zoo.Store, error) {
 	default:
 		return zoo.NewLocalStore(reg)
 	}
+}
+
+// s3Options reads s3://BUCKET[/PREFIX] with the endpoint, region and credentials of the
+// environment: the same for the registry and for evaluation results in its bucket.
+func s3Options(url string) (zoo.S3Options, error) {
+	bucket, prefix, err := zoo.ParseS3URL(url)
+	if err != nil {
+		return zoo.S3Options{}, err
+	}
+	endpoint := getenv("AWS_ENDPOINT_URL_S3")
+	if endpoint == "" {
+		endpoint = getenv("AWS_ENDPOINT_URL")
+	}
+	if endpoint == "" {
+		endpoint = getenv("MINIO_ENDPOINT")
+	}
+	return zoo.S3Options{
+		Endpoint: endpoint,
+		Bucket:   bucket,
+		Prefix:   prefix,
+		Region:   getenv("AWS_REGION"),
+		Creds:    s3Credentials(),
+	}, nil
 }
 
 // s3Credentials is minio-go's chain over the AWS and MinIO variables and files of envVars.

@@ -31,7 +31,7 @@ Start with:
 		newPushCmd(), newPullCmd(), newLsCmd(), newShowCmd(), newRmCmd(), newVerifyCmd(),
 		newCatalogCmd(),
 		newTokenizeCmd(),
-		newRunCmd(), newScoreCmd(), newBenchCmd(),
+		newRunCmd(), newScoreCmd(), newBenchCmd(), newEvalCmd(),
 		newConvertCmd(), newExportCmd(), newImportCmd(),
 		newServeCmd(),
 		newVersionCmd(),
