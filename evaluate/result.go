@@ -115,6 +115,9 @@ type CellResult struct {
 	// Benchmark is "glue", "super_glue" or "" for a task outside both.
 	Benchmark string `json:"benchmark,omitempty"`
 	Mode      Mode   `json:"mode"`
+	// DataDigest is the sha256 over the data files the task read (DataDigest), so that
+	// results on edited or different data are not taken for these.
+	DataDigest string `json:"data_digest,omitempty"`
 
 	// Limit is the --limit the cell ran with (0: the whole split).
 	Limit int `json:"limit,omitempty"`

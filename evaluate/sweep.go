@@ -3,12 +3,16 @@ package evaluate
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math"
+	"os"
 	"slices"
 	"time"
 
@@ -203,7 +207,47 @@ func (s *Sweep) Run(ctx context.Context) (Summary, error) {
 
 type taskData struct {
 	examples []task.Example
+	digest   string
 	err      error
+}
+
+// loadTask reads a task's examples and the digest of the files they came from.
+func (s *Sweep) loadTask(ctx context.Context, t *task.Task) taskData {
+	paths, err := t.Paths(s.Data)
+	if err != nil {
+		return taskData{err: err}
+	}
+	digest, err := fileDigest(ctx, paths)
+	if err != nil {
+		return taskData{err: fmt.Errorf("%s: %w", t.Name(), err)}
+	}
+	ex, err := t.Load(ctx, s.Data)
+	return taskData{examples: ex, digest: digest, err: err}
+}
+
+// fileDigest is "sha256:" and the hex sha256 over the files' contents, in order, each
+// preceded by its size.
+func fileDigest(ctx context.Context, paths []string) (string, error) {
+	h := sha256.New()
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return "", err
+		}
+		st, err := f.Stat()
+		if err == nil {
+			fmt.Fprintf(h, "%d\x00", st.Size())
+			_, err = io.Copy(h, f)
+		}
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("hash %s: %w", p, err)
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // runModel runs the cells of one model (consecutive in the plan), loading it only if some
@@ -226,7 +270,7 @@ func (s *Sweep) runModel(ctx context.Context, cells []plannedCell, base, total i
 			}
 			continue
 		}
-		if r := s.finished(ctx, pc, info); r != nil {
+		if r := s.finished(ctx, pc, info, s.taskData(ctx, pc.task, examples)); r != nil {
 			sum.Skipped++
 			sum.Results = append(sum.Results, r)
 			s.report(Progress{Cell: pc.Cell, CellIndex: base + k, Cells: total, Done: r.Examples, Total: r.Examples, State: "skipped", Result: r})
@@ -258,14 +302,9 @@ func (s *Sweep) runModel(ctx context.Context, cells []plannedCell, base, total i
 	info.DType = engine.DType()
 	for _, k := range pending {
 		pc := cells[k]
-		td, ok := examples[pc.Task]
-		if !ok {
-			ex, err := pc.task.Load(ctx, s.Data)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			td = taskData{ex, err}
-			examples[pc.Task] = td
+		td := s.taskData(ctx, pc.task, examples)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 		if td.err != nil {
 			if err := s.fail(ctx, pc, info, base+k, total, td.err, sum); err != nil {
@@ -273,7 +312,7 @@ func (s *Sweep) runModel(ctx context.Context, cells []plannedCell, base, total i
 			}
 			continue
 		}
-		r, recs, err := s.runCell(ctx, pc, info, engine, td.examples, base+k, total)
+		r, recs, err := s.runCell(ctx, pc, info, engine, td, base+k, total)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -294,9 +333,24 @@ func (s *Sweep) runModel(ctx context.Context, cells []plannedCell, base, total i
 	return nil
 }
 
+// taskData loads a task once per run (the models of a sweep share its examples).
+func (s *Sweep) taskData(ctx context.Context, t *task.Task, cache map[string]taskData) taskData {
+	td, ok := cache[t.Name()]
+	if !ok {
+		td = s.loadTask(ctx, t)
+		if ctx.Err() == nil {
+			cache[t.Name()] = td
+		}
+	}
+	return td
+}
+
 // finished returns the stored results of a cell when they can be reused: status ok, same
-// model digest, task version, limit and input length.
-func (s *Sweep) finished(ctx context.Context, pc plannedCell, info ModelInfo) *CellResult {
+// model digest, task version, data, limit and input length.
+func (s *Sweep) finished(ctx context.Context, pc plannedCell, info ModelInfo, td taskData) *CellResult {
+	if td.err != nil {
+		return nil
+	}
 	data, err := s.Store.Get(ctx, pc.ResultKey())
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -309,7 +363,7 @@ func (s *Sweep) finished(ctx context.Context, pc plannedCell, info ModelInfo) *C
 		s.logger().Warn("unreadable cell results; running the cell again", "cell", pc.Cell.String(), "err", err)
 		return nil
 	}
-	if r.Status != StatusOK || r.Model.Digest != info.Digest || r.TaskVersion != pc.task.Version() ||
+	if r.Status != StatusOK || r.Model.Digest != info.Digest || r.TaskVersion != pc.task.Version() || r.DataDigest != td.digest ||
 		r.Limit != max(s.Limit, 0) || r.MaxInputTokens != s.MaxInputTokens || r.Mode != pc.Mode {
 		return nil
 	}
@@ -374,8 +428,10 @@ func (s *Sweep) write(ctx context.Context, c Cell, r *CellResult, recs []Example
 }
 
 // runCell predicts every example of the cell, in batches, and scores the predictions.
-func (s *Sweep) runCell(ctx context.Context, pc plannedCell, info ModelInfo, engine Engine, all []task.Example, idx, total int) (*CellResult, []ExampleRecord, error) {
+func (s *Sweep) runCell(ctx context.Context, pc plannedCell, info ModelInfo, engine Engine, td taskData, idx, total int) (*CellResult, []ExampleRecord, error) {
 	r := s.newResult(pc, info)
+	r.DataDigest = td.digest
+	all := td.examples
 	r.Kernels = engine.Kernels()
 	r.Started = time.Now().UTC()
 	start := time.Now()

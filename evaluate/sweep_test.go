@@ -455,3 +455,32 @@ func TestSweepLimit(t *testing.T) {
 		t.Errorf("no limit after a limited run: %+v", sum.Results[0])
 	}
 }
+
+// TestSweepDataChange: results on other data are not reused.
+func TestSweepDataChange(t *testing.T) {
+	data := writeTaskData(t)
+	store := newDirStore(t)
+	run := func() Summary {
+		sw := testSweep(data, store, newTestSource())
+		sw.Models, sw.Tasks, sw.Modes = goldenModels[:1], mustTasks(t, "glue/sst2"), []Mode{Rank}
+		sum, err := sw.Run(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	first := run()
+	if first.Done != 1 || !strings.HasPrefix(first.Results[0].DataDigest, "sha256:") {
+		t.Fatalf("%+v", first.Results[0])
+	}
+	p := filepath.Join(data, "glue", "SST-2", "dev.tsv")
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("one more sentence . \t1\n")
+	f.Close()
+	if sum := run(); sum.Done != 1 || sum.Results[0].Examples != 8 || sum.Results[0].DataDigest == first.Results[0].DataDigest {
+		t.Errorf("after the data changed: %+v", sum)
+	}
+}

@@ -63,7 +63,7 @@ log p(label | input) for each label string and takes the best (no invalid answer
 encoder pass serves all the labels of an example.
 
 A rerun skips the cells whose results exist for the same model digest, task version,
---limit and --max-input-tokens, so an interrupted sweep resumes where it stopped. --shard
+data files, --limit and --max-input-tokens, so an interrupted sweep resumes where it stopped. --shard
 i/n runs the i-th of n parts of the cells (0-based): n processes with the same arguments
 write together exactly what one writes (deploy/eval-job.yaml runs them as a Kubernetes
 Indexed Job). A model or task that fails marks its cells failed and the sweep goes on;

@@ -183,11 +183,9 @@ func (e *MissingDataError) Error() string {
 
 func (e *MissingDataError) Unwrap() error { return fs.ErrNotExist }
 
-// Load reads the task's validation split from dataDir in its official layout and returns
-// its examples in file order. A missing file is a *MissingDataError naming every path
-// tried; a malformed row is a *LineError naming the file and line.
-func (t *Task) Load(ctx context.Context, dataDir string) ([]Example, error) {
-	var paths []string
+// Paths returns the data files the task reads under dataDir, as Load finds them: a missing
+// file is a *MissingDataError naming every path tried.
+func (t *Task) Paths(dataDir string) ([]string, error) {
 	if t.dataPath != "" {
 		p := t.dataPath
 		if t.dataRel {
@@ -199,19 +197,30 @@ func (t *Task) Load(ctx context.Context, dataDir string) ([]Example, error) {
 			}
 			return nil, fmt.Errorf("%s: %w", t.name, err)
 		}
-		paths = []string{p}
-	} else {
-		for _, alts := range t.files {
-			p, err := findFile(dataDir, alts)
-			if err != nil {
-				var missing *MissingDataError
-				if errors.As(err, &missing) {
-					missing.Task, missing.Hint = t.name, t.hint
-				}
-				return nil, err
+		return []string{p}, nil
+	}
+	var paths []string
+	for _, alts := range t.files {
+		p, err := findFile(dataDir, alts)
+		if err != nil {
+			var missing *MissingDataError
+			if errors.As(err, &missing) {
+				missing.Task, missing.Hint = t.name, t.hint
 			}
-			paths = append(paths, p)
+			return nil, err
 		}
+		paths = append(paths, p)
+	}
+	return paths, nil
+}
+
+// Load reads the task's validation split from dataDir in its official layout and returns
+// its examples in file order. A missing file is a *MissingDataError naming every path
+// tried; a malformed row is a *LineError naming the file and line.
+func (t *Task) Load(ctx context.Context, dataDir string) ([]Example, error) {
+	paths, err := t.Paths(dataDir)
+	if err != nil {
+		return nil, err
 	}
 	exs, err := t.load(ctx, paths)
 	if err != nil {
