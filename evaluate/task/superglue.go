@@ -135,6 +135,20 @@ func readSimple(ctx context.Context, r io.Reader, file string, src simpleSource)
 	return out, err
 }
 
+// passageRow reads the idx, passage object and passage text of a MultiRC or ReCoRD row.
+func passageRow(row jsonObject) (idx int64, passage jsonObject, text string, err error) {
+	if idx, err = row.integer("idx"); err != nil {
+		return 0, nil, "", err
+	}
+	if passage, err = row.object("passage"); err != nil {
+		return 0, nil, "", err
+	}
+	if text, err = passage.str("text"); err != nil {
+		return 0, nil, "", fmt.Errorf("passage: %w", err)
+	}
+	return idx, passage, text, nil
+}
+
 // readMultiRC flattens MultiRC as TFDS does (one example per answer, idx =
 // {paragraph, question, answer}) into T5's examples: "multirc question: … answer: …
 // paragraph: …" with <br> and <b> markup removed, target "False"/"True" ("<unk>" when an
@@ -143,17 +157,9 @@ func readMultiRC(ctx context.Context, r io.Reader, file string) ([]Example, erro
 	var out []Example
 	err := scanJSONL(ctx, r, file, func(line int, row jsonObject) error {
 		bad := func(err error) error { return &LineError{File: file, Line: line, Err: err} }
-		pidx, err := row.integer("idx")
+		pidx, passage, text, err := passageRow(row)
 		if err != nil {
 			return bad(err)
-		}
-		passage, err := row.object("passage")
-		if err != nil {
-			return bad(err)
-		}
-		text, err := passage.str("text")
-		if err != nil {
-			return bad(fmt.Errorf("passage: %w", err))
 		}
 		questions, err := passage.objects("questions")
 		if err != nil {
@@ -247,17 +253,9 @@ func readReCoRD(ctx context.Context, r io.Reader, file string) ([]Example, error
 	var out []Example
 	err := scanJSONL(ctx, r, file, func(line int, row jsonObject) error {
 		bad := func(err error) error { return &LineError{File: file, Line: line, Err: err} }
-		pidx, err := row.integer("idx")
+		pidx, passage, text, err := passageRow(row)
 		if err != nil {
 			return bad(err)
-		}
-		passage, err := row.object("passage")
-		if err != nil {
-			return bad(err)
-		}
-		text, err := passage.str("text")
-		if err != nil {
-			return bad(fmt.Errorf("passage: %w", err))
 		}
 		ents, err := passage.objects("entities")
 		if err != nil {
