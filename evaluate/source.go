@@ -60,6 +60,16 @@ func (d *DirSource) Resolve(ctx context.Context, name string) (ModelInfo, error)
 		return ModelInfo{}, err
 	}
 	info.Name, info.Digest, info.DigestOf = name, loc.Digest, loc.DigestOf
+	// The weight type the engine will run, which changes the results: LoadOptions.DType,
+	// else the checkpoint's own.
+	info.DType = string(d.Load.DType)
+	if info.DType == "" {
+		dt, err := infer.DefaultDType(loc.Dir)
+		if err != nil {
+			return ModelInfo{}, err
+		}
+		info.DType = string(dt)
+	}
 	if d.dirs == nil {
 		d.dirs = map[string]string{}
 	}
@@ -84,8 +94,8 @@ func (d *DirSource) Open(ctx context.Context, info ModelInfo) (Engine, func(), e
 	return NewEngine(m, tok, d.Engine), func() { m.Close() }, nil
 }
 
-// DescribeDir reads a model directory's shape (config.json) and t5zoo.json, if any, into a
-// ModelInfo without a name or digest.
+// DescribeDir reads a model directory's shape (config.json) and its catalog name
+// (t5zoo.json), if any, into a ModelInfo without a name, digest or dtype.
 func DescribeDir(dir string) (ModelInfo, error) {
 	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -98,7 +108,6 @@ func DescribeDir(dir string) (ModelInfo, error) {
 	info := ModelInfo{
 		Params:        shape.Params(),
 		FLOPsPerToken: float64(shape.FLOPs(flopsInputLen, flopsTargetLen).Total) / (flopsInputLen + flopsTargetLen),
-		DType:         string(catalog.F32),
 	}
 	meta, err := convert.ReadMeta(dir)
 	if err != nil {
@@ -106,9 +115,6 @@ func DescribeDir(dir string) (ModelInfo, error) {
 	}
 	if meta != nil {
 		info.Shape = meta.Name
-		if meta.DType != "" {
-			info.DType = string(meta.DType)
-		}
 	}
 	return info, nil
 }

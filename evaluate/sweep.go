@@ -299,7 +299,11 @@ func (s *Sweep) runModel(ctx context.Context, cells []plannedCell, base, total i
 		return nil
 	}
 	defer release()
-	info.DType = engine.DType()
+	if dt := engine.DType(); dt != info.DType {
+		// The source's promise is part of the cells' identity; say when the engine broke it.
+		log.Warn("the engine runs another weight type than the source resolved", "resolved", info.DType, "engine", dt)
+		info.DType = dt
+	}
 	for _, k := range pending {
 		pc := cells[k]
 		td := s.taskData(ctx, pc.task, examples)
@@ -346,7 +350,7 @@ func (s *Sweep) taskData(ctx context.Context, t *task.Task, cache map[string]tas
 }
 
 // finished returns the stored results of a cell when they can be reused: status ok, same
-// model digest, task version, data, limit and input length.
+// model digest and weight type, task version, data, limit and input length.
 func (s *Sweep) finished(ctx context.Context, pc plannedCell, info ModelInfo, td taskData) *CellResult {
 	if td.err != nil {
 		return nil
@@ -363,7 +367,8 @@ func (s *Sweep) finished(ctx context.Context, pc plannedCell, info ModelInfo, td
 		s.logger().Warn("unreadable cell results; running the cell again", "cell", pc.Cell.String(), "err", err)
 		return nil
 	}
-	if r.Status != StatusOK || r.Model.Digest != info.Digest || r.TaskVersion != pc.task.Version() || r.DataDigest != td.digest ||
+	if r.Status != StatusOK || r.Model.Digest != info.Digest || r.Model.DType != info.DType ||
+		r.TaskVersion != pc.task.Version() || r.DataDigest != td.digest ||
 		r.Limit != max(s.Limit, 0) || r.MaxInputTokens != s.MaxInputTokens || r.Mode != pc.Mode {
 		return nil
 	}

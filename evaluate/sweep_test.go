@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/evaluate/task"
 	"github.com/t5zoo/t5zoo/infer"
 	"github.com/t5zoo/t5zoo/infer/tokenizer"
@@ -482,5 +483,31 @@ func TestSweepDataChange(t *testing.T) {
 	f.Close()
 	if sum := run(); sum.Done != 1 || sum.Results[0].Examples != 8 || sum.Results[0].DataDigest == first.Results[0].DataDigest {
 		t.Errorf("after the data changed: %+v", sum)
+	}
+}
+
+// TestSweepDType: the weight type is part of a cell's identity.
+func TestSweepDType(t *testing.T) {
+	data := writeTaskData(t)
+	store := newDirStore(t)
+	run := func(dt catalog.DType) Summary {
+		src := newTestSource()
+		src.Load.DType = dt
+		sw := testSweep(data, store, src)
+		sw.Models, sw.Tasks, sw.Modes = goldenModels[:1], mustTasks(t, "glue/sst2"), []Mode{Rank}
+		sum, err := sw.Run(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	if sum := run(""); sum.Done != 1 || sum.Results[0].Model.DType != "f32" {
+		t.Fatalf("default: %+v", sum.Results[0].Model)
+	}
+	if sum := run(catalog.F32); sum.Skipped != 1 {
+		t.Errorf("f32 asked after the default f32: %+v", sum)
+	}
+	if sum := run(catalog.BF16); sum.Done != 1 || sum.Results[0].Model.DType != "bf16" {
+		t.Errorf("bf16 after f32: %+v", sum)
 	}
 }

@@ -191,6 +191,23 @@ func Load(ctx context.Context, dir string, opts LoadOptions) (*Model, error) {
 	return m, nil
 }
 
+// DefaultDType is the weight type Load gives the checkpoint in dir when LoadOptions.DType
+// is empty: the type its matrices are stored in, f16 widened to f32. It reads only the
+// checkpoint's headers.
+func DefaultDType(dir string) (catalog.DType, error) {
+	ck, err := convert.Open(dir)
+	if err != nil {
+		return "", fmt.Errorf("load %s: %w: %w", dir, ErrCheckpoint, err)
+	}
+	defer ck.Close()
+	src, err := newCheckpointTensors(ck)
+	if err != nil {
+		return "", fmt.Errorf("load %s: %w", dir, err)
+	}
+	defer src.close()
+	return src.dtype(), nil
+}
+
 // FillFunc writes rows [row0, row0+len(dst)/cols) of the named tensor, one of
 // shape.Tensors() in HF's layout, as float32 into dst.
 type FillFunc func(name string, row0 int, dst []float32) error
