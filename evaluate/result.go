@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"path"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/t5zoo/t5zoo/evaluate/metric"
 )
 
 // ResultSchema names the format of a cell's results JSON; it changes when a field changes
@@ -46,40 +47,8 @@ const (
 	StatusFailed Status = "failed"
 )
 
-// Metrics maps T5's metric keys ("accuracy", "f1", "matthews_corrcoef", "em", ...) to values
-// (×100 as T5 reports them). An undefined value (a correlation of a constant prediction) is
-// NaN in Go and null in JSON.
-type Metrics map[string]float64
-
-// MarshalJSON writes NaN and ±Inf as null (JSON has no such numbers).
-func (m Metrics) MarshalJSON() ([]byte, error) {
-	out := make(map[string]*float64, len(m))
-	for k, v := range m {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			out[k] = nil
-			continue
-		}
-		out[k] = &v
-	}
-	return json.Marshal(out)
-}
-
-// UnmarshalJSON reads null as NaN.
-func (m *Metrics) UnmarshalJSON(data []byte) error {
-	var in map[string]*float64
-	if err := json.Unmarshal(data, &in); err != nil {
-		return err
-	}
-	*m = make(Metrics, len(in))
-	for k, v := range in {
-		if v == nil {
-			(*m)[k] = math.NaN()
-		} else {
-			(*m)[k] = *v
-		}
-	}
-	return nil
-}
+// Metrics maps T5's metric keys to values (×100 as T5 reports them); NaN is null in JSON.
+type Metrics = metric.Values
 
 // ModelInfo identifies the model a cell evaluated.
 type ModelInfo struct {

@@ -521,17 +521,3 @@ func jsonValue(v any) any {
 	}
 	return v
 }
-
-// Unrankable returns the tasks asked for in rank mode that do not run in it.
-func (s *Sweep) Unrankable() []string {
-	var out []string
-	if !slices.Contains(s.Modes, Rank) {
-		return nil
-	}
-	for _, t := range s.Tasks {
-		if !runsIn(t, Rank) {
-			out = append(out, t.Name())
-		}
-	}
-	return out
-}

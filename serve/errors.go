@@ -87,8 +87,12 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, infer.ErrInvalidInput),
 		errors.Is(err, zoo.ErrBadRef), errors.Is(err, catalog.ErrBadName), errors.Is(err, ErrNoTokenizer):
 		return http.StatusBadRequest, "invalid_request"
-	case errors.Is(err, zoo.ErrNotFound), errors.Is(err, errNoRoute):
+	case errors.Is(err, zoo.ErrNotFound), errors.Is(err, errNoRoute), errors.Is(err, errEvalJobNotFound):
 		return http.StatusNotFound, "not_found"
+	case errors.Is(err, errEvalJobActive):
+		return http.StatusConflict, "job_active"
+	case errors.Is(err, errEvalUnavailable):
+		return http.StatusNotImplemented, "eval_unavailable"
 	case errors.Is(err, ErrInUse):
 		return http.StatusConflict, "model_in_use"
 	case errors.Is(err, errLoadCancelled):

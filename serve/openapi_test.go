@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 
 	"github.com/t5zoo/t5zoo/serve"
+	"github.com/t5zoo/t5zoo/serve/api"
 )
 
 // loadOpenAPI loads and validates serve/openapi.json (the document the server embeds),
@@ -159,8 +160,8 @@ func TestOpenAPIDocument(t *testing.T) {
 			}
 		}
 	}
-	if streams < 4 {
-		t.Errorf("%d stream media types, want the pull's, generate's two and the completions'", streams)
+	if streams < 6 {
+		t.Errorf("%d stream media types, want the pull's, generate's two, the completions' and the eval events' two", streams)
 	}
 }
 
@@ -198,6 +199,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		c.Keys = keys
 		c.Models["broken"] = broken
 		c.Limits.MaxBodyBytes = 4096
+		c.EvalData = evalData(t)
 	})
 	slow := newTestServer(t, func(c *serve.Config) {
 		c.Limits = serve.Limits{RequestTimeout: 300 * time.Millisecond, MaxNewTokens: 4000, MaxInputTokens: 4000}
@@ -219,6 +221,19 @@ func TestOpenAPIResponses(t *testing.T) {
 	}
 	blob := strings.TrimPrefix(man.Files[0].Digest, "sha256:")
 	missing := strings.Repeat("0", 64)
+
+	// An eval job that has ended, for the eval routes.
+	_, _, jb := do(t, http.MethodPost, ts.URL+"/api/eval", `{"models":["`+longModel+`"],"tasks":["glue/sst2"],"modes":["rank"]}`, admin...)
+	var job api.EvalJob
+	if err := json.Unmarshal(jb, &job); err != nil || job.ID == "" {
+		t.Fatalf("POST /api/eval: %s", jb)
+	}
+	waitFor(t, "the eval job", func() bool {
+		_, _, b := do(t, http.MethodGet, ts.URL+"/api/eval/"+job.ID, "", read...)
+		return json.Unmarshal(b, &job) == nil && api.EvalEnded(job.Status)
+	})
+	jobPath, jobParams := "/api/eval/"+job.ID, map[string]string{"id": job.ID}
+	noJob, noJobParams := "/api/eval/20260101T000000.000Z-000000000000", map[string]string{"id": "20260101T000000.000Z-000000000000"}
 
 	gen := `{"model":"` + reluRef + `","inputs":["` + goldenTexts[0] + `","` + goldenTexts[1] + `"],"max_new_tokens":5,"top_logprobs":2`
 	comp := `{"model":"` + longModel + `","prompt":["a","b"],"max_tokens":6,"temperature":0,"n":2,"logprobs":2,"echo":true,"stop":["zz"]`
@@ -263,6 +278,23 @@ func TestOpenAPIResponses(t *testing.T) {
 		{route: "DELETE /api/models/{name}", path: "/api/models/" + gatedRef, params: map[string]string{"name": gatedRef}, header: admin, status: 404},
 		{route: "DELETE /api/models/{name}", path: "/api/models/Bad%20Name", params: map[string]string{"name": "Bad Name"}, header: admin, status: 400},
 		{route: "DELETE /api/models/{name}", path: "/api/models/" + reluRef, params: map[string]string{"name": reluRef}, header: read, status: 403},
+		{route: "POST /api/eval", path: "/api/eval", body: `{"models":["` + longModel + `"],"tasks":["glue/sst2","super_glue"],"modes":["rank"],"limit":2,"batch":4}`, header: admin, status: 202},
+		{route: "POST /api/eval", path: "/api/eval", body: `{"models":["` + longModel + `"],"tasks":["glue/sts"]}`, header: admin, status: 400},
+		{route: "POST /api/eval", path: "/api/eval", body: `{"models":["` + longModel + `"],"tasks":["glue/sst2"]}`, header: read, status: 403},
+		{route: "GET /api/eval", path: "/api/eval", header: read, status: 200},
+		{route: "GET /api/eval", path: "/api/eval", status: 401},
+		{route: "GET /api/eval/{id}", path: jobPath, params: jobParams, header: read, status: 200},
+		{route: "GET /api/eval/{id}", path: noJob, params: noJobParams, header: read, status: 404},
+		{route: "GET /api/eval/{id}/results", path: jobPath + "/results", params: jobParams, header: read, status: 200},
+		{route: "GET /api/eval/{id}/results", path: noJob + "/results", params: noJobParams, header: read, status: 404},
+		{route: "GET /api/eval/{id}/events", path: jobPath + "/events", params: jobParams, header: read, status: 200},
+		{route: "GET /api/eval/{id}/events", path: jobPath + "/events", params: jobParams, header: append([]string{"Accept", "text/event-stream"}, read...), status: 200},
+		{route: "GET /api/eval/{id}/events", path: noJob + "/events", params: noJobParams, header: read, status: 404},
+		{route: "POST /api/eval/{id}/cancel", path: jobPath + "/cancel", body: `{}`, params: jobParams, header: admin, status: 200},
+		{route: "POST /api/eval/{id}/cancel", path: noJob + "/cancel", body: `{}`, params: noJobParams, header: admin, status: 404},
+		{route: "DELETE /api/eval/{id}", path: jobPath, params: jobParams, header: read, status: 403},
+		{route: "DELETE /api/eval/{id}", path: jobPath, params: jobParams, header: admin, status: 200},
+		{route: "DELETE /api/eval/{id}", path: jobPath, params: jobParams, header: admin, status: 404},
 		{route: "GET /v1/models", path: "/v1/models", header: read, status: 200},
 		{route: "GET /v1/models", path: "/v1/models", status: 401},
 		{route: "GET /v1/models/{id}", path: "/v1/models/" + reluRef, params: map[string]string{"id": reluRef}, header: read, status: 200},

@@ -57,6 +57,10 @@ type Limits struct {
 	// model advances; more wait to join. It also sizes the KV-cache reserve of a model in
 	// the memory budget. 0 means 32.
 	MaxBatchRows int
+	// MaxEvalCells bounds the cells (models × tasks × modes) of one eval job; 0 means 256.
+	MaxEvalCells int
+	// MaxEvalJobs bounds the eval jobs queued or running at once (503 beyond); 0 means 64.
+	MaxEvalJobs int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -86,6 +90,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxBatchRows <= 0 {
 		l.MaxBatchRows = 32
+	}
+	if l.MaxEvalCells <= 0 {
+		l.MaxEvalCells = 256
+	}
+	if l.MaxEvalJobs <= 0 {
+		l.MaxEvalJobs = 64
 	}
 	return l
 }
@@ -147,6 +157,10 @@ type Config struct {
 	// PresignExpiry is how long the presigned blob URLs of an S3 registry stay valid; 0
 	// means zoo.DefaultPresignExpiry, negative streams blobs through the server.
 	PresignExpiry time.Duration
+	// EvalData is the folder of the evaluation tasks' official files (glue/SST-2/dev.tsv,
+	// ...; t5zoo eval --data), which eval jobs (POST /api/eval) read; "" refuses eval jobs
+	// (501). Jobs and their results live under the cache's root, in evals/.
+	EvalData string
 	// ShutdownTimeout bounds how long Serve waits for requests in flight after its context
 	// ends; 0 means 30 seconds.
 	ShutdownTimeout time.Duration
@@ -167,6 +181,7 @@ type Server struct {
 	metrics  *metrics
 	mem      *memory
 	models   *residency
+	evals    *evalJobs
 	browser  browserPolicy
 	scrubber *strings.Replacer // the server's paths out of answers (scrubErr)
 	registry http.Handler
@@ -207,7 +222,7 @@ func New(cfg Config) (*Server, error) {
 		keys: newKeyring(cfg.Keys), mem: newMemory(cfg.MemoryBudget),
 	}
 	s.metrics = newMetrics(s.mem)
-	s.scrubber = newScrubber(cfg.Cache.Root(), cfg.Models)
+	s.scrubber = newScrubber(cfg.Cache.Root(), cfg.Models, cfg.EvalData)
 	s.fetcher = &fetch.Fetcher{Cache: cfg.Cache, Store: cfg.Store, Catalog: cfg.Catalog, Hub: cfg.Hub, Logger: cfg.Logger}
 	var err error
 	if s.browser, err = newBrowserPolicy(cfg.AllowOrigins, cfg.AllowHosts); err != nil {
@@ -217,6 +232,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics.known.Store(name, true)
 	}
 	s.models = newResidency(s)
+	s.evals = newEvalJobs(s)
 	s.registry = zoo.NewRegistryHandler(cfg.Store, zoo.RegistryOptions{PresignExpiry: cfg.PresignExpiry, Logger: cfg.Logger})
 	s.handler = s.routes()
 	return s, nil
@@ -271,6 +287,14 @@ func (s *Server) routes() http.Handler {
 	a.POST("/encode", read, s.inference, s.encode)
 	a.GET("/ps", read, s.ps)
 	a.POST("/unload", admin, s.unload)
+	// Evaluation jobs (evaljobs.go): read to follow them, admin to start, cancel and delete.
+	a.POST("/eval", admin, s.submitEval)
+	a.GET("/eval", read, s.listEval)
+	a.GET("/eval/:id", read, s.showEval)
+	a.GET("/eval/:id/results", read, s.evalResults)
+	a.GET("/eval/:id/events", read, s.evalEvents)
+	a.POST("/eval/:id/cancel", admin, s.cancelEval)
+	a.DELETE("/eval/:id", admin, s.deleteEval)
 
 	// OpenAI-compatible API.
 	v1 := r.Group("/v1")
@@ -462,6 +486,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
+	s.evals.close() // the running eval job stops (it resumes at the next start), its streams end
 	s.log.Info("shutting down: finishing requests in flight", "timeout", s.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
@@ -478,10 +503,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close ends model loads in progress and unloads every model. Requests still running fail.
+// Close stops the running eval job (its status stays on disk, so the next server on the
+// same home resumes it), ends model loads in progress and unloads every model. Requests
+// still running fail.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.draining.Store(true)
+		s.evals.close()
 		s.models.close()
 	})
 }
@@ -550,10 +578,11 @@ func (s *Server) scrubErr(err error) error {
 	return &scrubbed{msg: out, err: err}
 }
 
-// newScrubber replaces the server's paths — the cache's root and the --model directories, as
-// given and absolute — in error messages, the longest first so that a directory inside
-// another is replaced as itself (strings.Replacer tries its pairs in argument order).
-func newScrubber(root string, models map[string]string) *strings.Replacer {
+// newScrubber replaces the server's paths — the cache's root, the --model directories and
+// the eval data folder, as given and absolute — in error messages, the longest first so that
+// a directory inside another is replaced as itself (strings.Replacer tries its pairs in
+// argument order).
+func newScrubber(root string, models map[string]string, evalData string) *strings.Replacer {
 	type pair struct{ from, to string }
 	var ps []pair
 	add := func(path, to string) {
@@ -568,6 +597,9 @@ func newScrubber(root string, models map[string]string) *strings.Replacer {
 	}
 	if root != "" {
 		add(root, "$T5ZOO_HOME")
+	}
+	if evalData != "" {
+		add(evalData, "$T5ZOO_DATA")
 	}
 	slices.SortFunc(ps, func(a, b pair) int { return len(b.from) - len(a.from) })
 	var args []string

@@ -37,6 +37,7 @@ type serveFlags struct {
 	allowOrigins    []string
 	allowHosts      []string
 	noImport        bool
+	evalData        string
 }
 
 func newServeCmd() *cobra.Command {
@@ -104,6 +105,9 @@ within --shutdown-timeout.`,
 	fl.DurationVar(&f.limits.WriteTimeout, "write-timeout", 30*time.Second, "longest one write of an answer may wait for a client that does not read (the connection is closed beyond)")
 	fl.StringArrayVar(&f.allowOrigins, "allow-origin", nil, "browser origin allowed to call the API, scheme://host[:port] or * (repeatable; default $T5ZOO_ORIGINS, comma-separated; none: same-origin only)")
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "Host header answered beside localhost, IP addresses and this machine's name: a name, .domain or * (repeatable; default $T5ZOO_HOSTS)")
+	fl.IntVar(&f.limits.MaxEvalCells, "max-eval-cells", 256, "most cells (models × tasks × modes) of one eval job")
+	fl.IntVar(&f.limits.MaxEvalJobs, "max-eval-jobs", 64, "most eval jobs queued or running at once; more get 503")
+	fl.StringVar(&f.evalData, "eval-data", "", "folder of the evaluation tasks' official files, which eval jobs (POST /api/eval) read (default $T5ZOO_DATA; none: eval jobs are refused)")
 	fl.BoolVar(&f.noImport, "no-import", false, "never import a published shape from the Hugging Face Hub on its first use (HF_ENDPOINT, HF_TOKEN)")
 	fl.IntVar(&f.limits.MaxQueue, "max-queue", 256, "inference requests admitted at once; more get 503 with Retry-After")
 	fl.IntVar(&f.limits.MaxBatchRows, "batch-rows", 32, "sequences one decoder step of a model advances beyond each request's first input (sizes its working memory too)")
@@ -181,6 +185,14 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 			cfg.Models = map[string]string{}
 		}
 		cfg.Models[name] = dir
+	}
+	if cfg.EvalData = f.evalData; cfg.EvalData == "" {
+		cfg.EvalData = getenv("T5ZOO_DATA")
+	}
+	if cfg.EvalData != "" {
+		if fi, err := os.Stat(cfg.EvalData); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--eval-data (T5ZOO_DATA) %s is not a directory", cfg.EvalData)
+		}
 	}
 	if cfg.Keys, err = apiKeys(f.apiKeysFile); err != nil {
 		return err

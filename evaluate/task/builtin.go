@@ -172,10 +172,35 @@ func isSpecPath(arg string) bool {
 	return false
 }
 
-// Resolve turns command-line task arguments into tasks, in order, each once: task names
-// (Lookup), benchmark names ("glue": the nine GLUE tasks T5 averages; "super_glue" or
-// "superglue": the eight SuperGLUE ones), and spec files (a path ending .json, .yaml or
-// .yml; LoadSpec). Every bad argument is reported, joined into one error.
+// Expand returns the built-in tasks a name stands for: a benchmark's ("glue": the nine GLUE
+// tasks T5 averages; "super_glue" or "superglue": the eight SuperGLUE ones) or the one task
+// Lookup finds. It never reads a file, so a server can take the names of its requests.
+func Expand(name string) ([]*Task, error) {
+	key := strings.ToLower(strings.TrimSpace(name))
+	if key == "superglue" {
+		key = "super_glue"
+	}
+	if names, ok := Benchmarks()[key]; ok {
+		out := make([]*Task, len(names))
+		for i, n := range names {
+			t, err := Lookup(n)
+			if err != nil {
+				panic(err) // the benchmark table names only built-ins
+			}
+			out[i] = t
+		}
+		return out, nil
+	}
+	t, err := Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return []*Task{t}, nil
+}
+
+// Resolve turns command-line task arguments into tasks, in order, each once: built-in task
+// and benchmark names (Expand) and spec files (a path ending .json, .yaml or .yml;
+// LoadSpec). Every bad argument is reported, joined into one error.
 func Resolve(args []string) ([]*Task, error) {
 	var out []*Task
 	seen := make(map[string]bool)
@@ -185,23 +210,9 @@ func Resolve(args []string) ([]*Task, error) {
 			out = append(out, t)
 		}
 	}
-	bench := Benchmarks()
 	var errs []error
 	for _, arg := range args {
-		key := strings.ToLower(strings.TrimSpace(arg))
-		if key == "superglue" {
-			key = "super_glue"
-		}
-		switch {
-		case bench[key] != nil:
-			for _, name := range bench[key] {
-				t, err := Lookup(name)
-				if err != nil {
-					panic(err) // the benchmark table names only built-ins
-				}
-				add(t)
-			}
-		case isSpecPath(arg):
+		if isSpecPath(arg) {
 			t, err := LoadSpec(arg)
 			if err != nil {
 				errs = append(errs, err)
@@ -212,15 +223,17 @@ func Resolve(args []string) ([]*Task, error) {
 				continue
 			}
 			add(t)
-		default:
-			t, err := Lookup(arg)
-			if err != nil {
-				if st, serr := os.Stat(arg); serr == nil && !st.IsDir() {
-					err = fmt.Errorf("task: %s: a spec file must end in .json, .yaml or .yml", arg)
-				}
-				errs = append(errs, err)
-				continue
+			continue
+		}
+		ts, err := Expand(arg)
+		if err != nil {
+			if st, serr := os.Stat(arg); serr == nil && !st.IsDir() {
+				err = fmt.Errorf("task: %s: a spec file must end in .json, .yaml or .yml", arg)
 			}
+			errs = append(errs, err)
+			continue
+		}
+		for _, t := range ts {
 			add(t)
 		}
 	}
