@@ -291,14 +291,16 @@ func formatMetrics(m evaluate.Metrics) string {
 	return strings.Join(parts, ", ")
 }
 
-// evalUI shows a sweep's progress: a bar per running cell with examples/s and ETA on a
-// terminal, a line per finished cell otherwise.
+// evalUI shows a sweep's progress: on a terminal, a bar for the running cell with
+// examples/s and ETA (its own mpb container, ended before the cell's line is printed), and a
+// line per cell as it ends; elsewhere only the lines.
 type evalUI struct {
-	w     io.Writer
-	quiet bool
+	w        io.Writer
+	terminal bool
+	quiet    bool
 
 	mu   sync.Mutex
-	bars *mpb.Progress
+	bars *mpb.Progress // the running cell's, on a terminal
 	bar  *mpb.Bar
 	cell evaluate.Cell
 	last time.Time
@@ -306,22 +308,43 @@ type evalUI struct {
 
 func newEvalUI(w io.Writer, quiet bool) *evalUI {
 	u := &evalUI{w: w, quiet: quiet}
-	if f, ok := w.(*os.File); ok && !quiet && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
-		u.bars = mpb.New(mpb.WithOutput(w), mpb.WithWidth(40))
+	if f, ok := w.(*os.File); ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
+		u.terminal = true
 	}
 	return u
 }
 
-// writer is where other output goes while bars are shown (above them).
+// writer is where other output (a pull's progress) goes: a line printed while a bar is
+// shown would be overwritten, so the bar ends first.
 func (u *evalUI) writer() io.Writer {
-	if u.bars != nil {
-		return u.bars
-	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.endBarLocked()
 	return u.w
 }
 
 func (u *evalUI) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(u.writer(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(slog.NewTextHandler(lockedWriter{u}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// lockedWriter writes a log line with the bar ended.
+type lockedWriter struct{ u *evalUI }
+
+func (lw lockedWriter) Write(p []byte) (int, error) {
+	lw.u.mu.Lock()
+	defer lw.u.mu.Unlock()
+	lw.u.endBarLocked()
+	return lw.u.w.Write(p)
+}
+
+// endBarLocked removes the running cell's bar, if any.
+func (u *evalUI) endBarLocked() {
+	if u.bars == nil {
+		return
+	}
+	u.bar.Abort(true)
+	u.bars.Wait()
+	u.bars, u.bar = nil, nil
 }
 
 func (u *evalUI) progress(p evaluate.Progress) {
@@ -333,37 +356,36 @@ func (u *evalUI) progress(p evaluate.Progress) {
 	name := fmt.Sprintf("[%d/%d] %s", p.CellIndex+1, p.Cells, p.Cell)
 	switch p.State {
 	case "loading":
-		fmt.Fprintf(u.writer(), "%s: loading %s\n", name, p.Cell.Model)
+		u.endBarLocked()
+		fmt.Fprintf(u.w, "%s: loading %s\n", name, p.Cell.Model)
 	case "running":
-		if u.bars != nil {
-			if u.bar == nil || u.cell != p.Cell {
-				if u.bar != nil {
-					u.bar.Abort(false)
-				}
-				u.cell = p.Cell
-				u.bar = u.bars.AddBar(int64(p.Total),
-					mpb.PrependDecorators(decor.Name(name, decor.WC{C: decor.DindentRight | decor.DextraSpace}),
-						decor.CountersNoUnit("%d / %d", decor.WC{W: 14})),
-					mpb.AppendDecorators(decor.EwmaSpeed(0, "% .1f ex/s", 30, decor.WC{W: 14}),
-						decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WC{W: 10}), "")),
-				)
-			}
-			u.bar.EwmaSetCurrent(int64(p.Done), time.Since(u.last))
-			u.last = time.Now()
+		if !u.terminal {
 			return
 		}
-	case "done", "skipped", "failed":
-		if u.bar != nil && u.cell == p.Cell {
-			u.bar.SetTotal(-1, true)
-			u.bar = nil
+		if u.bars != nil && u.cell != p.Cell {
+			u.endBarLocked()
 		}
-		switch {
-		case p.State == "failed":
-			fmt.Fprintf(u.writer(), "%s: failed: %v\n", name, p.Err)
-		case p.State == "skipped":
-			fmt.Fprintf(u.writer(), "%s: already done (%s)\n", name, formatMetrics(p.Result.Metrics))
+		if u.bars == nil {
+			u.cell, u.last = p.Cell, time.Now()
+			u.bars = mpb.New(mpb.WithOutput(u.w), mpb.WithWidth(32))
+			u.bar = u.bars.AddBar(int64(p.Total),
+				mpb.PrependDecorators(decor.Name(name, decor.WC{C: decor.DindentRight | decor.DextraSpace}),
+					decor.CountersNoUnit("%d / %d", decor.WC{W: 12})),
+				mpb.AppendDecorators(decor.EwmaSpeed(0, "% .1f ex/s", 30, decor.WC{W: 14}),
+					decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WC{W: 10})),
+			)
+		}
+		u.bar.EwmaSetCurrent(int64(p.Done), time.Since(u.last))
+		u.last = time.Now()
+	case "done", "skipped", "failed":
+		u.endBarLocked()
+		switch p.State {
+		case "failed":
+			fmt.Fprintf(u.w, "%s: failed: %v\n", name, p.Err)
+		case "skipped":
+			fmt.Fprintf(u.w, "%s: already done (%s)\n", name, formatMetrics(p.Result.Metrics))
 		default:
-			fmt.Fprintf(u.writer(), "%s: %s (%d examples in %.1f s, %.1f examples/s)\n", name, formatMetrics(p.Result.Metrics), p.Result.Examples, p.Result.WallSeconds, p.Result.ExamplesPerSecond)
+			fmt.Fprintf(u.w, "%s: %s (%d examples in %.1f s, %.1f examples/s)\n", name, formatMetrics(p.Result.Metrics), p.Result.Examples, p.Result.WallSeconds, p.Result.ExamplesPerSecond)
 		}
 	}
 }
@@ -371,12 +393,5 @@ func (u *evalUI) progress(p evaluate.Progress) {
 func (u *evalUI) close() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.bars != nil {
-		if u.bar != nil {
-			u.bar.Abort(false)
-			u.bar = nil
-		}
-		u.bars.Wait()
-		u.bars = nil
-	}
+	u.endBarLocked()
 }
