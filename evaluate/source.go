@@ -43,13 +43,30 @@ type DirSource struct {
 	dirs map[string]string
 }
 
-// Resolve locates the model and reads its shape from config.json.
+// Resolve locates the model and identifies it (Identify).
 func (d *DirSource) Resolve(ctx context.Context, name string) (ModelInfo, error) {
 	loc, err := d.Locate(ctx, name)
 	if err != nil {
 		return ModelInfo{}, err
 	}
+	info, err := Identify(ctx, name, loc, d.Load.DType)
+	if err != nil {
+		return ModelInfo{}, err
+	}
+	if d.dirs == nil {
+		d.dirs = map[string]string{}
+	}
+	d.dirs[name] = loc.Dir
+	return info, nil
+}
+
+// Identify is the ModelInfo of the model named name, found at loc, that an engine will run
+// in weight type dt ("" for the checkpoint's own, infer.DefaultDType): its shape and
+// catalog name (DescribeDir), its digest (loc's, or DirDigest of the directory when loc has
+// none) and its dtype, all parts of its cells' identity.
+func Identify(ctx context.Context, name string, loc Located, dt catalog.DType) (ModelInfo, error) {
 	if loc.Digest == "" {
+		var err error
 		if loc.Digest, err = DirDigest(ctx, loc.Dir); err != nil {
 			return ModelInfo{}, err
 		}
@@ -60,20 +77,12 @@ func (d *DirSource) Resolve(ctx context.Context, name string) (ModelInfo, error)
 		return ModelInfo{}, err
 	}
 	info.Name, info.Digest, info.DigestOf = name, loc.Digest, loc.DigestOf
-	// The weight type the engine will run, which changes the results: LoadOptions.DType,
-	// else the checkpoint's own.
-	info.DType = string(d.Load.DType)
-	if info.DType == "" {
-		dt, err := infer.DefaultDType(loc.Dir)
-		if err != nil {
+	if dt == "" {
+		if dt, err = infer.DefaultDType(loc.Dir); err != nil {
 			return ModelInfo{}, err
 		}
-		info.DType = string(dt)
 	}
-	if d.dirs == nil {
-		d.dirs = map[string]string{}
-	}
-	d.dirs[name] = loc.Dir
+	info.DType = string(dt)
 	return info, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -26,6 +27,11 @@ type Store interface {
 	// String says where the store is, for messages.
 	String() string
 }
+
+// MaxObjectBytes bounds an object a Store reads: a results JSON is a few kB and the largest
+// per-example file of the built-in tasks a few tens of MB, so a larger object is refused
+// rather than read into memory (zoo.S3Objects keeps the same bound).
+const MaxObjectBytes = 256 << 20
 
 // CheckKey refuses a key a Store must not accept: empty, absolute, with a backslash, or
 // with an empty, "." or ".." element.
@@ -74,9 +80,21 @@ func (s *DirStore) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(p)
+	f, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: read %s: %w", key, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > MaxObjectBytes {
+		return nil, fmt.Errorf("evaluate: read %s: %d bytes, more than %d bytes", key, st.Size(), MaxObjectBytes)
+	}
+	// Bounded again while reading: the file may grow after the Stat.
+	data, err := io.ReadAll(io.LimitReader(f, MaxObjectBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: read %s: %w", key, err)
+	}
+	if len(data) > MaxObjectBytes {
+		return nil, fmt.Errorf("evaluate: read %s: more than %d bytes", key, MaxObjectBytes)
 	}
 	return data, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -151,5 +152,27 @@ func TestKeyPart(t *testing.T) {
 		if err := CheckKey(Cell{Model: in, Task: in, Mode: Predict}.ResultKey()); err != nil {
 			t.Errorf("key of %q: %v", in, err)
 		}
+	}
+}
+
+// TestDirStoreRefusesHugeObjects: a results folder holding a hostile file larger than
+// MaxObjectBytes costs its reader an error, not the memory.
+func TestDirStoreRefusesHugeObjects(t *testing.T) {
+	s, err := NewDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(s.Root(), "m", "t", "predict.json")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, MaxObjectBytes+1); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	if _, err := s.Get(t.Context(), "m/t/predict.json"); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Errorf("Get of a %d-byte object: %v", MaxObjectBytes+1, err)
 	}
 }

@@ -2,6 +2,7 @@ package evaluate
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -58,7 +59,7 @@ type Sweep struct {
 	// MaxInputTokens is recorded in each cell and is part of its identity: the engine's
 	// trimming of inputs (EngineOptions.MaxInputTokens) must match it.
 	MaxInputTokens int
-	// Version is the t5zoo version recorded in each cell.
+	// Version is the t5zoo version recorded in each cell; "" means BuildVersion.
 	Version string
 	// Progress, when set, is called as cells start, advance and end (from the goroutine
 	// running the sweep).
@@ -191,13 +192,13 @@ func (s *Sweep) Run(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	examples := map[string]taskData{} // task name → loaded examples, shared by the models
+	data := map[string]*taskData{} // task name → its files and examples, shared by the models
 	for i := 0; i < len(cells); {
 		j := i
 		for j < len(cells) && cells[j].Model == cells[i].Model {
 			j++
 		}
-		if err := s.runModel(ctx, cells[i:j], i, len(cells), examples, &sum); err != nil {
+		if err := s.runModel(ctx, cells[i:j], i, len(cells), data, &sum); err != nil {
 			return sum, err
 		}
 		i = j
@@ -205,24 +206,42 @@ func (s *Sweep) Run(ctx context.Context) (Summary, error) {
 	return sum, nil
 }
 
+// taskData is a task's data files and their digest, found and hashed once per run, and its
+// examples, parsed only when a cell of the task runs (a rerun that skips every cell parses
+// nothing).
 type taskData struct {
+	paths  []string
+	digest string
+	err    error // finding or hashing the files
+
+	loaded   bool
 	examples []task.Example
-	digest   string
-	err      error
+	loadErr  error
 }
 
-// loadTask reads a task's examples and the digest of the files they came from.
-func (s *Sweep) loadTask(ctx context.Context, t *task.Task) taskData {
+// loadTask finds a task's files and hashes them.
+func (s *Sweep) loadTask(ctx context.Context, t *task.Task) *taskData {
 	paths, err := t.Paths(s.Data)
 	if err != nil {
-		return taskData{err: err}
+		return &taskData{err: err}
 	}
 	digest, err := fileDigest(ctx, paths)
 	if err != nil {
-		return taskData{err: fmt.Errorf("%s: %w", t.Name(), err)}
+		return &taskData{err: fmt.Errorf("%s: %w", t.Name(), err)}
 	}
-	ex, err := t.Load(ctx, s.Data)
-	return taskData{examples: ex, digest: digest, err: err}
+	return &taskData{paths: paths, digest: digest}
+}
+
+// examplesOf parses the task's examples the first time a cell needs them.
+func (s *Sweep) examplesOf(ctx context.Context, t *task.Task, td *taskData) ([]task.Example, error) {
+	if !td.loaded {
+		td.examples, td.loadErr = t.Load(ctx, s.Data)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		td.loaded = true
+	}
+	return td.examples, td.loadErr
 }
 
 // fileDigest is "sha256:" and the hex sha256 over the files' contents, in order, each
@@ -252,14 +271,14 @@ func fileDigest(ctx context.Context, paths []string) (string, error) {
 
 // runModel runs the cells of one model (consecutive in the plan), loading it only if some
 // cell is not finished yet.
-func (s *Sweep) runModel(ctx context.Context, cells []plannedCell, base, total int, examples map[string]taskData, sum *Summary) error {
+func (s *Sweep) runModel(ctx context.Context, cells []plannedCell, base, total int, data map[string]*taskData, sum *Summary) error {
 	log := s.logger().With("model", cells[0].Model)
 	info, rerr := s.Source.Resolve(ctx, cells[0].Model)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	if rerr != nil {
-		log.Error("resolve model", "err", rerr)
+		log.Info("resolve model failed; its cells fail", "err", rerr)
 		info = ModelInfo{Name: cells[0].Model}
 	}
 	var pending []int
@@ -270,7 +289,7 @@ func (s *Sweep) runModel(ctx context.Context, cells []plannedCell, base, total i
 			}
 			continue
 		}
-		if r := s.finished(ctx, pc, info, s.taskData(ctx, pc.task, examples)); r != nil {
+		if r := s.finished(ctx, pc, info, s.taskData(ctx, pc.task, data)); r != nil {
 			sum.Skipped++
 			sum.Results = append(sum.Results, r)
 			s.report(Progress{Cell: pc.Cell, CellIndex: base + k, Cells: total, Done: r.Examples, Total: r.Examples, State: "skipped", Result: r})
@@ -290,7 +309,7 @@ func (s *Sweep) runModel(ctx context.Context, cells []plannedCell, base, total i
 		return ctx.Err()
 	}
 	if oerr != nil {
-		log.Error("open model", "err", oerr)
+		log.Info("open model failed; its cells fail", "err", oerr)
 		for _, k := range pending {
 			if err := s.fail(ctx, cells[k], info, base+k, total, fmt.Errorf("load model %s: %w", cells[k].Model, oerr), sum); err != nil {
 				return err
@@ -306,22 +325,30 @@ func (s *Sweep) runModel(ctx context.Context, cells []plannedCell, base, total i
 	}
 	for _, k := range pending {
 		pc := cells[k]
-		td := s.taskData(ctx, pc.task, examples)
+		td := s.taskData(ctx, pc.task, data)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if td.err != nil {
-			if err := s.fail(ctx, pc, info, base+k, total, td.err, sum); err != nil {
+		err := td.err
+		var exs []task.Example
+		if err == nil {
+			exs, err = s.examplesOf(ctx, pc.task, td)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		if err != nil {
+			if err := s.fail(ctx, pc, info, base+k, total, err, sum); err != nil {
 				return err
 			}
 			continue
 		}
-		r, recs, err := s.runCell(ctx, pc, info, engine, td, base+k, total)
+		r, recs, err := s.runCell(ctx, pc, info, engine, exs, td.digest, base+k, total)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if err != nil {
-			log.Error("cell failed", "task", pc.Task, "mode", pc.Mode, "err", err)
+			log.Info("cell failed", "task", pc.Task, "mode", pc.Mode, "err", err)
 			if err := s.fail(ctx, pc, info, base+k, total, err, sum); err != nil {
 				return err
 			}
@@ -338,7 +365,7 @@ func (s *Sweep) runModel(ctx context.Context, cells []plannedCell, base, total i
 }
 
 // taskData loads a task once per run (the models of a sweep share its examples).
-func (s *Sweep) taskData(ctx context.Context, t *task.Task, cache map[string]taskData) taskData {
+func (s *Sweep) taskData(ctx context.Context, t *task.Task, cache map[string]*taskData) *taskData {
 	td, ok := cache[t.Name()]
 	if !ok {
 		td = s.loadTask(ctx, t)
@@ -351,7 +378,7 @@ func (s *Sweep) taskData(ctx context.Context, t *task.Task, cache map[string]tas
 
 // finished returns the stored results of a cell when they can be reused: status ok, same
 // model digest and weight type, task version, data, limit and input length.
-func (s *Sweep) finished(ctx context.Context, pc plannedCell, info ModelInfo, td taskData) *CellResult {
+func (s *Sweep) finished(ctx context.Context, pc plannedCell, info ModelInfo, td *taskData) *CellResult {
 	if td.err != nil {
 		return nil
 	}
@@ -385,7 +412,7 @@ func (s *Sweep) newResult(pc plannedCell, info ModelInfo) *CellResult {
 		Mode:           pc.Mode,
 		Limit:          max(s.Limit, 0),
 		MaxInputTokens: s.MaxInputTokens,
-		Version:        s.Version,
+		Version:        cmp.Or(s.Version, BuildVersion()),
 	}
 }
 
@@ -433,10 +460,9 @@ func (s *Sweep) write(ctx context.Context, c Cell, r *CellResult, recs []Example
 }
 
 // runCell predicts every example of the cell, in batches, and scores the predictions.
-func (s *Sweep) runCell(ctx context.Context, pc plannedCell, info ModelInfo, engine Engine, td taskData, idx, total int) (*CellResult, []ExampleRecord, error) {
+func (s *Sweep) runCell(ctx context.Context, pc plannedCell, info ModelInfo, engine Engine, all []task.Example, dataDigest string, idx, total int) (*CellResult, []ExampleRecord, error) {
 	r := s.newResult(pc, info)
-	r.DataDigest = td.digest
-	all := td.examples
+	r.DataDigest = dataDigest
 	r.Kernels = engine.Kernels()
 	r.Started = time.Now().UTC()
 	start := time.Now()

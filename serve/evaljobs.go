@@ -126,20 +126,12 @@ func newJobID(now time.Time) string {
 	return now.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
 }
 
-// buildVersion is the module version of this binary, recorded in eval results.
-func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(unknown)"
-}
-
 // newEvalJobs reads the jobs of $T5ZOO_HOME/evals, queues again those that were queued or
 // running, and starts the runner. A job folder that cannot be read is logged and left.
 func newEvalJobs(s *Server) *evalJobs {
 	ctx, stop := context.WithCancel(context.Background())
 	ej := &evalJobs{
-		s: s, dir: filepath.Join(s.cfg.Cache.Root(), "evals"), data: s.cfg.EvalData, version: buildVersion(),
+		s: s, dir: filepath.Join(s.cfg.Cache.Root(), "evals"), data: s.cfg.EvalData, version: evaluate.BuildVersion(),
 		jobs: map[string]*evalJob{}, wake: make(chan struct{}, 1), stop: stop,
 		done: make(chan struct{}), closing: make(chan struct{}),
 	}

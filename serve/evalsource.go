@@ -35,34 +35,18 @@ func (src *evalSource) resolve(ctx context.Context, name string) (evaluate.Model
 	if err != nil {
 		return evaluate.ModelInfo{}, err
 	}
-	var dir, digest, of string
+	var loc evaluate.Located
 	if isDir {
-		dir, of = s.cfg.Models[key], "directory"
-		if digest, err = evaluate.DirDigest(ctx, dir); err != nil {
-			return evaluate.ModelInfo{}, err
-		}
+		loc.Dir = s.cfg.Models[key] // digest: the directory's hash
 	} else {
 		lm, err := s.localModel(ctx, ref, &resident{name: key})
 		if err != nil {
 			return evaluate.ModelInfo{}, err
 		}
-		dir, digest, of = lm.Dir, lm.Digest.String(), "manifest"
+		loc = evaluate.Located{Dir: lm.Dir, Digest: lm.Digest.String(), DigestOf: "manifest"}
 	}
-	info, err := evaluate.DescribeDir(dir)
-	if err != nil {
-		return evaluate.ModelInfo{}, err
-	}
-	info.Name, info.Digest, info.DigestOf = name, digest, of
-	// The weight type the residency loads it in: part of the cells' identity.
-	info.DType = string(s.cfg.DType)
-	if info.DType == "" {
-		dt, err := infer.DefaultDType(dir)
-		if err != nil {
-			return evaluate.ModelInfo{}, err
-		}
-		info.DType = string(dt)
-	}
-	return info, nil
+	// The weight type the residency loads it in is part of the cells' identity.
+	return evaluate.Identify(ctx, name, loc, s.cfg.DType)
 }
 
 // Open implements evaluate.ModelSource: the model is acquired from the residency (loaded

@@ -14,8 +14,8 @@ import (
 )
 
 // MaxObjectSize bounds what S3Objects.Get reads: a hostile or mistaken object cannot cost
-// more memory than this.
-const MaxObjectSize = 1 << 30
+// more memory than this (the bound of evaluate.MaxObjectBytes, for the same objects).
+const MaxObjectSize = 256 << 20
 
 // S3Objects is a plain key → bytes view of a prefix of an S3 bucket, for what t5zoo keeps
 // beside a registry (evaluation results under s3://BUCKET/PREFIX). It has the methods of

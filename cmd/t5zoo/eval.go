@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -133,33 +132,6 @@ func parseShard(s string) (i, n int, err error) {
 	return i, n, nil
 }
 
-// t5zooVersion is the module version and VCS revision recorded in results.
-func t5zooVersion() string {
-	v := "(unknown)"
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	v = bi.Main.Version
-	var rev string
-	dirty := false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev != "" {
-		v += " " + rev[:min(12, len(rev))]
-		if dirty {
-			v += "-dirty"
-		}
-	}
-	return v
-}
-
 func runEval(cmd *cobra.Command, models []string, f evalFlags) error {
 	ctx := cmd.Context()
 	if len(f.tasks) == 0 {
@@ -231,7 +203,6 @@ func runEval(cmd *cobra.Command, models []string, f evalFlags) error {
 		Data: data, Store: store, Source: src,
 		Shard: shard, Shards: shards,
 		Limit: f.limit, Batch: f.batch, MaxInputTokens: f.maxInput,
-		Version:  t5zooVersion(),
 		Progress: ui.progress,
 		Logger:   ui.logger(),
 	}

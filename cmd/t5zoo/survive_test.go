@@ -61,12 +61,8 @@ func TestServeSurvivesHostileCheckpoints(t *testing.T) {
 	if _, err := exec.LookPath("sh"); err != nil {
 		t.Skip("no sh for ulimit")
 	}
-	bin := filepath.Join(t.TempDir(), "t5zoo")
 	// Not under the race detector, whose shadow memory no 8 GiB address space holds.
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	home := t.TempDir()
 	cache, err := zoo.OpenCache(home)
 	if err != nil {
