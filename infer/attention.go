@@ -1,8 +1,8 @@
 package infer
 
 import (
-	"github.com/t5zoo/t5zoo/infer/internal/kernels"
-	"github.com/t5zoo/t5zoo/infer/internal/mat"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
+	"github.com/t5zoo/t5zoo/backend/cpu"
 )
 
 // attnGroup is the query rows of one input or sequence and the key and value rows they
@@ -14,14 +14,14 @@ type attnGroup struct {
 	n          int       // query rows
 	pos0       int       // position of query row 0; rows are consecutive positions
 	keys, vals [][]float32
-	kp, vp     []mat.Packed // per head, instead of keys and vals: packed once (cross-attention)
+	kp, vp     []cpu.Packed // per head, instead of keys and vals: packed once (cross-attention)
 	causal     bool         // query at position p sees keys 0..p only
 }
 
 // attnScratch is one worker's attention scratch.
 type attnScratch struct {
 	k, v, scores []float32
-	kp, vp       mat.Packed // views of k and v
+	kp, vp       cpu.Packed // views of k and v
 }
 
 func grow(s []float32, n int) []float32 {
@@ -50,8 +50,8 @@ func (m *Model) attend(groups []attnGroup, rel []float32, sc []attnScratch) {
 	// would leave a trail of garbage the size of the pass.
 	for w := range sc {
 		s := &sc[w]
-		s.k = grow(s.k, mat.PackedLen(keys, m.dkv))
-		s.v = grow(s.v, mat.PackedLen(m.dkv, keys))
+		s.k = grow(s.k, cpu.PackedLen(keys, m.dkv))
+		s.v = grow(s.v, cpu.PackedLen(m.dkv, keys))
 		s.scores = grow(s.scores, queryBlock*keys)
 	}
 	job := attnJob{m: m, groups: groups, rel: rel, sc: sc}
@@ -62,7 +62,7 @@ func (m *Model) attend(groups []attnGroup, rel []float32, sc []attnScratch) {
 		}
 		return
 	}
-	mat.DoRecycled(m.pool, &m.attnJobs, items, job)
+	cpu.DoRecycled(m.pool, &m.attnJobs, items, job)
 }
 
 // attnJob is one attention pass, cut into (group, head) items.
@@ -73,7 +73,7 @@ type attnJob struct {
 	sc     []attnScratch
 }
 
-// Item runs item it on worker w's scratch (mat.Job).
+// Item runs item it on worker w's scratch (cpu.Job).
 func (j *attnJob) Item(w, it int) { j.item(w, it) }
 
 func (j *attnJob) item(w, it int) {
@@ -82,13 +82,13 @@ func (j *attnJob) item(w, it int) {
 	g, h := &j.groups[it/m.heads], it%m.heads
 	s := &j.sc[w]
 	nk := g.keyCount()
-	var kp, vp *mat.Packed
+	var kp, vp *cpu.Packed
 	if g.kp != nil {
 		kp, vp = &g.kp[h], &g.vp[h]
 	} else {
-		s.k = grow(s.k, mat.PackedLen(nk, dkv))
-		s.v = grow(s.v, mat.PackedLen(dkv, nk))
-		s.kp, s.vp = mat.PackRows(s.k, g.keys, h*dkv, dkv), mat.PackRowsT(s.v, g.vals, h*dkv, dkv)
+		s.k = grow(s.k, cpu.PackedLen(nk, dkv))
+		s.v = grow(s.v, cpu.PackedLen(dkv, nk))
+		s.kp, s.vp = cpu.PackRows(s.k, g.keys, h*dkv, dkv), cpu.PackRowsT(s.v, g.vals, h*dkv, dkv)
 		kp, vp = &s.kp, &s.vp
 	}
 	var tbl []float32

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/t5zoo/t5zoo/infer/internal/kernels"
-	"github.com/t5zoo/t5zoo/infer/internal/mat"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
+	"github.com/t5zoo/t5zoo/backend/cpu"
 )
 
 // EncoderOutput is one input after the encoder: its final hidden states and, for every
@@ -18,7 +18,7 @@ type EncoderOutput struct {
 	// crossK and crossV are [decoder layer][head]: the head's keys packed as the weight of
 	// the score product (len(ids) × d_kv) and its values as that of the output product
 	// (d_kv × len(ids)), packed once here rather than at every step.
-	crossK, crossV [][]mat.Packed
+	crossK, crossV [][]cpu.Packed
 }
 
 // Len is the input's length in tokens.
@@ -66,8 +66,8 @@ func (m *Model) runEncoder(ctx context.Context, inputs [][]int) ([]*EncoderOutpu
 			ids: slices.Clone(inputs[i]),
 			// A copy, so that the batch's hidden states are not all kept alive by one input.
 			hidden: slices.Clone(hidden[sg.off*d : (sg.off+sg.n)*d]),
-			crossK: make([][]mat.Packed, nl),
-			crossV: make([][]mat.Packed, nl),
+			crossK: make([][]cpu.Packed, nl),
+			crossV: make([][]cpu.Packed, nl),
 		}
 	}
 	if nl == 0 {
@@ -96,12 +96,12 @@ func (m *Model) runEncoder(ctx context.Context, inputs [][]int) ([]*EncoderOutpu
 				row := slab[(sg.off+j)*width:]
 				ks[j], vs[j] = row[:inner], row[inner:2*inner]
 			}
-			lk, lv := mat.PackedLen(sg.n, dkv), mat.PackedLen(dkv, sg.n)
+			lk, lv := cpu.PackedLen(sg.n, dkv), cpu.PackedLen(dkv, sg.n)
 			buf := make([]float32, heads*(lk+lv))
-			kp, vp := make([]mat.Packed, heads), make([]mat.Packed, heads)
+			kp, vp := make([]cpu.Packed, heads), make([]cpu.Packed, heads)
 			for h := range heads {
-				kp[h] = mat.PackRows(buf[h*(lk+lv):h*(lk+lv)+lk], ks, h*dkv, dkv)
-				vp[h] = mat.PackRowsT(buf[h*(lk+lv)+lk:(h+1)*(lk+lv)], vs, h*dkv, dkv)
+				kp[h] = cpu.PackRows(buf[h*(lk+lv):h*(lk+lv)+lk], ks, h*dkv, dkv)
+				vp[h] = cpu.PackRowsT(buf[h*(lk+lv)+lk:(h+1)*(lk+lv)], vs, h*dkv, dkv)
 			}
 			outs[i].crossK[l], outs[i].crossV[l] = kp, vp
 		})

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/t5zoo/t5zoo/infer/internal/kernels"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 )
 
 // segment is one input's rows [off, off+n) in a packed batch.

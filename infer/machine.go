@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/t5zoo/t5zoo/infer/internal/kernels"
-	"github.com/t5zoo/t5zoo/infer/internal/mat"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
+	"github.com/t5zoo/t5zoo/backend/cpu"
 )
 
 // Machine is what this computer's cores can do on one kernel path, measured: the float32
@@ -50,7 +50,7 @@ func MeasureMachine(ctx context.Context, o MeasureOptions) (Machine, error) {
 	if o.Repeats <= 0 {
 		o.Repeats = 3
 	}
-	pool := mat.NewPool(o.Threads, mat.DefaultSpinMicros)
+	pool := cpu.NewPool(o.Threads, cpu.DefaultSpinMicros)
 	defer pool.Close()
 	n := pool.Threads()
 	res := Machine{Kernels: path.String(), Threads: n}

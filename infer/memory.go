@@ -8,7 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/t5zoo/t5zoo/catalog"
-	"github.com/t5zoo/t5zoo/infer/internal/mat"
+	"github.com/t5zoo/t5zoo/backend/cpu"
 )
 
 // ErrMemory is wrapped by the errors of a load or a request that would need more memory than
@@ -59,26 +59,26 @@ func (z *sizes) add(xs ...int64) int64 {
 }
 
 // packed prices an n×k weight packed in dt, overflow-checked.
-func (z *sizes) packed(n, k int, dt mat.DType) int64 {
+func (z *sizes) packed(n, k int, dt cpu.DType) int64 {
 	// PackedBytes is exact but unchecked; bound its factors first.
 	panels := z.add(int64(n), 31) / 32
 	z.mul(panels, 32, int64(k), 4)
 	if z.overflow {
 		return 0
 	}
-	return mat.PackedBytes(n, k, dt)
+	return cpu.PackedBytes(n, k, dt)
 }
 
 // matDType maps a load dtype to the kernels' type; "" (the checkpoint's own) is priced as
 // float32, the widest it can be.
-func matDType(dt catalog.DType) (mat.DType, error) {
+func matDType(dt catalog.DType) (cpu.DType, error) {
 	switch dt {
 	case catalog.F32, "":
-		return mat.F32, nil
+		return cpu.F32, nil
 	case catalog.BF16:
-		return mat.BF16, nil
+		return cpu.BF16, nil
 	case catalog.Int8:
-		return mat.Int8, nil
+		return cpu.Int8, nil
 	}
 	return 0, fmt.Errorf("%w: weights in %q are not supported by the kernels (use f32, bf16 or int8)", ErrInvalidInput, dt)
 }
@@ -192,14 +192,14 @@ func (m *Model) passBytes(t, keys int) int64 {
 		f += tt * ff
 	}
 	k := int64(keys)
-	attn := int64(mat.PackedLen(keys, m.dkv)+mat.PackedLen(m.dkv, keys)) + queryBlock*k
+	attn := int64(cpu.PackedLen(keys, m.dkv)+cpu.PackedLen(m.dkv, keys)) + queryBlock*k
 	return 4*f + 4*attn*int64(m.pool.Threads()) + 2*sliceHeader*tt
 }
 
 // encBytes is what one encoded input of n tokens holds while it is decoded: its hidden
 // states, its ids and the cross-attention keys and values of every decoder layer, packed.
 func (m *Model) encBytes(n int) int64 {
-	per := int64(mat.PackedLen(n, m.dkv)+mat.PackedLen(m.dkv, n))*4 + 2*int64(unsafe.Sizeof(mat.Packed{}))
+	per := int64(cpu.PackedLen(n, m.dkv)+cpu.PackedLen(m.dkv, n))*4 + 2*int64(unsafe.Sizeof(cpu.Packed{}))
 	return int64(n)*int64(m.dModel)*4 + 8*int64(n) + int64(len(m.dec))*int64(m.heads)*per
 }
 
@@ -337,7 +337,7 @@ func (m *Model) ScoreChoicesBytes(sets []ChoiceSet) int64 {
 func (m *Model) RetainedBytes() int64 {
 	d, inner, ff := int64(m.dModel), int64(m.inner), int64(m.shape.DFF)
 	keys := m.maxTokens
-	attn := int64(mat.PackedLen(keys, m.dkv)+mat.PackedLen(m.dkv, keys)) + queryBlock*int64(keys)
+	attn := int64(cpu.PackedLen(keys, m.dkv)+cpu.PackedLen(m.dkv, keys)) + queryBlock*int64(keys)
 	return maxFreeWork * (4*retainRows*(2*d+7*inner+2*ff) + 4*attn*int64(m.pool.Threads()))
 }
 

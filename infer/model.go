@@ -10,8 +10,8 @@ import (
 
 	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/convert"
-	"github.com/t5zoo/t5zoo/infer/internal/kernels"
-	"github.com/t5zoo/t5zoo/infer/internal/mat"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
+	"github.com/t5zoo/t5zoo/backend/cpu"
 )
 
 // ErrInvalidInput is wrapped by every error about a request's token ids or options (empty
@@ -69,16 +69,16 @@ type Model struct {
 	actName   string
 	act       func(float32) float32
 	gated     bool
-	be        *mat.CPU
+	be        *cpu.CPU
 	ks        kernels.Set
-	pool      *mat.Pool
+	pool      *cpu.Pool
 	dtype     catalog.DType
 	maxTokens int
 
 	dModel, inner, dkv, heads int
 
-	embed   *mat.Packed // shared.weight, vocab × d_model: the input embedding (and the LM head when tied)
-	lmHead  *mat.Packed
+	embed   *cpu.Packed // shared.weight, vocab × d_model: the input embedding (and the LM head when tied)
+	lmHead  *cpu.Packed
 	lmScale float32 // d_model^-0.5 when tied, else 1
 
 	encBucket []int32 // bucket of relative position r (key - query) at r+maxDist
@@ -103,23 +103,23 @@ type Model struct {
 
 type encoderLayer struct {
 	attnNorm []float32
-	qkv, o   *mat.Packed // q, k, v stacked (3·inner × d_model); o
+	qkv, o   *cpu.Packed // q, k, v stacked (3·inner × d_model); o
 	ffnNorm  []float32
 	ffn      ffn
 }
 
 type decoderLayer struct {
 	selfNorm       []float32
-	qkv, selfO     *mat.Packed
+	qkv, selfO     *cpu.Packed
 	crossNorm      []float32
-	crossQ, crossO *mat.Packed
-	crossKV        *mat.Packed // cross-attention k then v, stacked (2·inner × d_model): applied to the encoder output once
+	crossQ, crossO *cpu.Packed
+	crossKV        *cpu.Packed // cross-attention k then v, stacked (2·inner × d_model): applied to the encoder output once
 	ffnNorm        []float32
 	ffn            ffn
 }
 
 // ffn holds wi (wi_0 when gated), wi_1 (gated only) and wo.
-type ffn struct{ wi, wi1, wo *mat.Packed }
+type ffn struct{ wi, wi1, wo *cpu.Packed }
 
 // Shape returns the model's hyper-parameters as read from config.json.
 func (m *Model) Shape() catalog.Shape { return m.shape }
@@ -237,14 +237,14 @@ func newModel(ctx context.Context, shape catalog.Shape, src tensors, opts LoadOp
 	if err := checkLoadMemory(shape, opts); err != nil {
 		return nil, err
 	}
-	var dt mat.DType
+	var dt cpu.DType
 	switch opts.DType {
 	case catalog.F32:
-		dt = mat.F32
+		dt = cpu.F32
 	case catalog.BF16:
-		dt = mat.BF16
+		dt = cpu.BF16
 	case catalog.Int8:
-		dt = mat.Int8
+		dt = cpu.Int8
 	default:
 		return nil, fmt.Errorf("%w: weights in %q are not supported by the kernels (use f32, bf16 or int8)", ErrInvalidInput, opts.DType)
 	}
@@ -276,17 +276,17 @@ func newModel(ctx context.Context, shape catalog.Shape, src tensors, opts LoadOp
 	if shape.TieWordEmbeddings {
 		m.lmScale = float32(math.Pow(float64(shape.DModel), -0.5))
 	}
-	m.be = mat.NewCPU(mat.Options{Threads: opts.Threads, DType: dt, Kernels: ks})
+	m.be = cpu.NewCPU(cpu.Options{Threads: opts.Threads, DType: dt, Kernels: ks})
 	m.pool = m.be.Pool()
 	if err := m.bind(ctx, src); err != nil {
 		m.be.Close()
-		if errors.Is(err, mat.ErrNoMemory) {
+		if errors.Is(err, cpu.ErrNoMemory) {
 			return nil, fmt.Errorf("%w: %w", ErrMemory, err)
 		}
 		return nil, err
 	}
 	m.buildBuckets()
 	// Workers of a model dropped without Close are stopped when it is collected.
-	m.cleanup = runtime.AddCleanup(m, func(be *mat.CPU) { be.Close() }, m.be)
+	m.cleanup = runtime.AddCleanup(m, func(be *cpu.CPU) { be.Close() }, m.be)
 	return m, nil
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/convert"
-	"github.com/t5zoo/t5zoo/infer/internal/kernels"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 )
 
 // scoreAll scores a fixed batch of random pairs.

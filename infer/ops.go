@@ -3,7 +3,7 @@ package infer
 import (
 	"math"
 
-	"github.com/t5zoo/t5zoo/infer/internal/mat"
+	"github.com/t5zoo/t5zoo/backend/cpu"
 )
 
 // activation returns the FFN activation HF's ACT2FN maps name to ("gelu_new" is the tanh
@@ -57,10 +57,10 @@ func (m *Model) rmsNorm(dst, x, w []float32) {
 		m.normRows(dst, x, w, 0, rows)
 		return
 	}
-	mat.DoRecycled(m.pool, &m.normJobs, (rows+per-1)/per, normJob{m: m, dst: dst, x: x, w: w, per: per, rows: rows})
+	cpu.DoRecycled(m.pool, &m.normJobs, (rows+per-1)/per, normJob{m: m, dst: dst, x: x, w: w, per: per, rows: rows})
 }
 
-// normJob is one rmsNorm pass cut into blocks of per rows (mat.Job).
+// normJob is one rmsNorm pass cut into blocks of per rows (cpu.Job).
 type normJob struct {
 	m         *Model
 	dst, x, w []float32

@@ -15,7 +15,7 @@ import (
 
 	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/convert/safetensors"
-	"github.com/t5zoo/t5zoo/infer/internal/kernels"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 )
 
 // randomSpec describes a random-weight model for self-consistency tests.

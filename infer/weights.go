@@ -11,13 +11,13 @@ import (
 	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/convert"
 	"github.com/t5zoo/t5zoo/convert/safetensors"
-	"github.com/t5zoo/t5zoo/infer/internal/mat"
+	"github.com/t5zoo/t5zoo/backend/cpu"
 )
 
 // tensors supplies a model's weights by HF name.
 type tensors interface {
 	// matrix returns the named rows×cols weight for packing.
-	matrix(name string, rows, cols int) (mat.Source, error)
+	matrix(name string, rows, cols int) (cpu.Source, error)
 	// vector returns a float32 copy of the named tensor, which must have the given shape.
 	vector(name string, shape ...int) ([]float32, error)
 }
@@ -34,11 +34,11 @@ func (m *Model) bind(ctx context.Context, src tensors) error {
 			err = e
 		}
 	}
-	pack := func(parts ...string) *mat.Packed {
+	pack := func(parts ...string) *cpu.Packed {
 		if err != nil {
 			return nil
 		}
-		srcs := make([]mat.Source, len(parts))
+		srcs := make([]cpu.Source, len(parts))
 		for i, name := range parts {
 			rows, cols := d, inner // o
 			switch {
@@ -57,7 +57,7 @@ func (m *Model) bind(ctx context.Context, src tensors) error {
 				return nil
 			}
 		}
-		var one mat.Source = srcs[0]
+		var one cpu.Source = srcs[0]
 		if len(srcs) > 1 {
 			one = stack(srcs)
 		}
@@ -142,19 +142,19 @@ func hasSuffix(s string, suffixes ...string) bool {
 
 // stacked is the vertical concatenation of sources with the same column count.
 type stacked struct {
-	parts []mat.Source
+	parts []cpu.Source
 	rows  int
 	cols  int
 }
 
-func stack(parts []mat.Source) mat.Source {
+func stack(parts []cpu.Source) cpu.Source {
 	s := &stacked{parts: parts}
 	quantized := true
 	for _, p := range parts {
 		r, c := p.Dims()
 		s.rows += r
 		s.cols = c
-		_, q := p.(mat.QuantizedSource)
+		_, q := p.(cpu.QuantizedSource)
 		quantized = quantized && q
 	}
 	if quantized {
@@ -190,7 +190,7 @@ func (s stackedQ) Int8(r0 int, q []int8, scales []float32) error {
 		pr, _ := p.Dims()
 		if r0 < pr && n > 0 {
 			take := min(n, pr-r0)
-			if err := p.(mat.QuantizedSource).Int8(r0, q[:take*s.cols], scales[:take]); err != nil {
+			if err := p.(cpu.QuantizedSource).Int8(r0, q[:take*s.cols], scales[:take]); err != nil {
 				return err
 			}
 			q, scales, n, r0 = q[take*s.cols:], scales[take:], n-take, pr
@@ -265,7 +265,7 @@ func (c *checkpointTensors) vector(name string, shape ...int) ([]float32, error)
 	return slices.Clone(v), nil
 }
 
-func (c *checkpointTensors) matrix(name string, rows, cols int) (mat.Source, error) {
+func (c *checkpointTensors) matrix(name string, rows, cols int) (cpu.Source, error) {
 	st, b, err := c.raw(name, []int{rows, cols})
 	if err != nil {
 		return nil, err
@@ -362,7 +362,7 @@ func (f fillRows) Float32(r0 int, dst []float32) error {
 	return nil
 }
 
-func (f fillTensors) matrix(name string, rows, cols int) (mat.Source, error) {
+func (f fillTensors) matrix(name string, rows, cols int) (cpu.Source, error) {
 	return fillRows{name: name, rows: rows, cols: cols, fill: f.fill}, nil
 }
 

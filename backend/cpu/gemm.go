@@ -1,9 +1,9 @@
-package mat
+package cpu
 
 import (
 	"fmt"
 
-	"github.com/t5zoo/t5zoo/infer/internal/kernels"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 )
 
 const (

@@ -1,4 +1,4 @@
-package mat
+package cpu
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/t5zoo/t5zoo/convert"
-	"github.com/t5zoo/t5zoo/infer/internal/kernels"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 )
 
 // dense is a Source over a row-major slice.
@@ -273,7 +273,7 @@ func TestPool(t *testing.T) {
 	}
 }
 
-// countJob counts how often each item runs and which workers ran items (mat.Job).
+// countJob counts how often each item runs and which workers ran items (cpu.Job).
 type countJob struct {
 	seen    []atomic.Int32
 	workers [8]atomic.Int32

@@ -1,4 +1,4 @@
-package mat
+package cpu
 
 import "golang.org/x/sys/unix"
 

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package mat
+package cpu
 
 import "unsafe"
 

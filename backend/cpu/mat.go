@@ -9,13 +9,13 @@
 // Determinism: each output element is one chain over the inner dimension in increasing order
 // (kernels.TileF32), whatever the number of rows m, the tiling or the number of workers, so
 // a row's result never depends on the other rows of the batch or on the thread count.
-package mat
+package cpu
 
 import (
 	"fmt"
 	"sync"
 
-	"github.com/t5zoo/t5zoo/infer/internal/kernels"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 )
 
 // DType is the storage type of packed weights.

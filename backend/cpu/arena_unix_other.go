@@ -1,5 +1,5 @@
 //go:build unix && !linux
 
-package mat
+package cpu
 
 func adviseHuge([]byte) {}

@@ -1,4 +1,4 @@
-package mat
+package cpu
 
 import (
 	"runtime"

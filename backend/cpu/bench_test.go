@@ -1,4 +1,4 @@
-package mat
+package cpu
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/t5zoo/t5zoo/infer/internal/kernels"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 )
 
 var sink []float32

@@ -1,11 +1,11 @@
-package mat
+package cpu
 
 import (
 	"fmt"
 	"unsafe"
 
 	"github.com/t5zoo/t5zoo/convert"
-	"github.com/t5zoo/t5zoo/infer/internal/kernels"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 )
 
 const panel = kernels.Panel
