@@ -13,19 +13,23 @@ const module = "github.com/t5zoo/t5zoo"
 
 // allowedImports is the dependency direction of DESIGN.md as a table: for each top-level
 // folder, the in-module folders its non-test code may import (itself always allowed).
-// cmd → serve → (finetune, evaluate) → infer → convert → catalog; zoo depends on catalog only;
-// fetch (run by name) sits between cmd/serve and zoo/evaluate.
+// cmd → serve → (finetune, evaluate) → infer → t5 → backend → convert → catalog: infer is
+// decoding on the one T5 definition (t5), which runs on the backends (backend, backend/cpu,
+// backend/plain); zoo depends on catalog only; fetch (run by name) sits between cmd/serve and
+// zoo/evaluate.
 func allowedImports() map[string][]string {
-	lower := []string{"catalog", "convert", "infer", "finetune", "evaluate"}
+	lower := []string{"catalog", "convert", "backend", "t5", "infer", "finetune", "evaluate"}
 	return map[string][]string{
 		".":        {},
 		"catalog":  {},
 		"convert":  {"catalog"},
 		"zoo":      {"catalog"},
 		"internal": {}, // test harnesses (internal/miniotest): nothing in-module
-		"infer":    {"catalog", "convert"},
-		"finetune": {"catalog", "convert", "infer"},
-		"evaluate": {"catalog", "convert", "infer"},
+		"backend":  {"catalog", "convert"},
+		"t5":       {"catalog", "convert", "backend"},
+		"infer":    {"catalog", "convert", "backend", "t5"},
+		"finetune": {"catalog", "convert", "backend", "t5", "infer"},
+		"evaluate": {"catalog", "convert", "backend", "t5", "infer"},
 		"fetch":    {"catalog", "convert", "infer", "evaluate", "zoo"}, // get a model by name: cache, registry, Hub import
 		"serve":    append(slices.Clone(lower), "zoo", "fetch"),
 		"cmd":      append(slices.Clone(lower), "zoo", "fetch", "serve", "."),
@@ -97,6 +101,32 @@ func TestEvaluateLayers(t *testing.T) {
 		"evaluate/metric": {},
 		"evaluate/task":   {"evaluate/metric"},
 		"evaluate/report": {"evaluate", "evaluate/task", "evaluate/metric", "catalog"},
+	} {
+		p, err := build.ImportDir(pkg, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", pkg, err)
+		}
+		for _, imp := range p.Imports {
+			rel, in := strings.CutPrefix(imp, module+"/")
+			if in && !slices.Contains(ok, rel) {
+				t.Errorf("%s imports %s: it may import only %v", pkg, imp, ok)
+			}
+		}
+	}
+}
+
+// TestBackendLayers holds the seam to its shape: the interface knows nothing in the module,
+// each backend knows the interface (and its own kernels) but no other backend, the
+// conformance suite knows only the interface, and the model definition knows backends only
+// through the interface.
+func TestBackendLayers(t *testing.T) {
+	for pkg, ok := range map[string][]string{
+		"backend":             {},
+		"backend/cpu":         {"backend", "backend/cpu/kernels", "convert"},
+		"backend/cpu/kernels": {},
+		"backend/plain":       {"backend", "convert"},
+		"backend/backendtest": {"backend", "convert"},
+		"t5":                  {"backend", "catalog"},
 	} {
 		p, err := build.ImportDir(pkg, 0)
 		if err != nil {

@@ -275,6 +275,10 @@ type Backend interface {
 	// row r of kv holds a position's num_heads·d_kv keys then as many values. They are
 	// arranged once here for every decoder step that reads them.
 	CrossKV(dst []KV, kv Tensor, spans []Span, heads int)
+	// ViewKV returns the keys and values in the rows of kv (each a position's num_heads·d_kv
+	// keys then as many values), read in place: valid while kv holds them. The encoder's
+	// self-attention reads its keys once, straight from the q/k/v product.
+	ViewKV(kv Tensor) KV
 	// NewCache returns an empty self-attention cache of layers layers.
 	NewCache(layers, heads, dkv int) Cache
 	// Attention computes, for every group, head h and query row i,

@@ -99,7 +99,7 @@ type Batcher struct {
 
 	mu      sync.Mutex
 	queue   []*batchItem // waiting to join, in arrival order
-	active  int          // inputs decoding (owned by the loop; mirrored here for Stats)
+	active  int          // inputs admitted or decoding (the loop's; mirrored here for Stats)
 	closed  bool
 	wake    chan struct{} // capacity 1: work arrived
 	stop    context.CancelFunc
@@ -216,133 +216,239 @@ func (b *Batcher) GenerateWith(ctx context.Context, inputs [][]int, opts Generat
 // hardRows bounds the rows of any step: MaxRows, and room for one input of the widest kind.
 func (b *Batcher) hardRows() int { return b.opts.MaxRows + maxBeamsOrSamples }
 
-// loop is the Batcher's goroutine.
+// batchState is the loop's state, owned by the Batcher's goroutine: nothing else reads or
+// writes it. An admitted input is in exactly one of pending and active until it leaves the
+// batch (finished, failed or dropped); shutdown fails the ones still there.
+type batchState struct {
+	// pending holds the inputs admitted but not encoded yet, in admission order: their
+	// rows are counted in their requests' held and their memory is charged.
+	pending []*batchItem
+	// active holds the encoded inputs, each with its search, in the order they joined.
+	active []*batchItem
+	// counts and errs are the last step's, aligned with active: the rows each input
+	// advanced, and its failure choosing its next tokens.
+	counts []int
+	errs   []error
+	// logits is the decoder's output, reused from step to step.
+	logits []float32
+	// waitingForMemory is set when the last admission admitted nothing and some input
+	// waits only for memory: the next wait retries after memoryRetry.
+	waitingForMemory bool
+	// round is what this round did, for Observe; observe fills Queued.
+	round BatchStats
+}
+
+// loop is the Batcher's goroutine: it runs rounds of the schedule below until ctx ends
+// (Close), then fails what is left.
 func (b *Batcher) loop(ctx context.Context) {
 	defer close(b.stopped)
-	var active []*batchItem
-	var logits []float32
-	defer func() {
-		b.mu.Lock()
-		queued := b.queue
-		b.queue, b.closed, b.active = nil, true, 0
-		b.mu.Unlock()
-		for _, it := range append(active, queued...) {
-			b.leave(it)
-			it.fail(ErrClosed)
-		}
-	}()
-	waitingForMemory := false
+	st := &batchState{}
+	defer b.shutdown(st)
 	for {
-		// Wait for work (or, when the queue waits only for memory, a moment).
-		b.mu.Lock()
-		for len(b.queue) == 0 && len(active) == 0 || waitingForMemory && len(active) == 0 {
-			b.mu.Unlock()
-			var retry <-chan time.Time
-			if waitingForMemory {
-				retry = time.After(memoryRetry)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-b.wake:
-			case <-retry:
-			}
-			waitingForMemory = false
-			b.mu.Lock()
+		if !b.wait(ctx, st) {
+			return
 		}
-		var admitted []*batchItem
-		var finished int
-		admitted, finished, waitingForMemory = b.admitLocked(active)
+		st.round = BatchStats{}
+		b.admit(st)
+		if !b.encode(ctx, st, len(st.pending)) {
+			return
+		}
+		if !b.step(ctx, st) {
+			return
+		}
+		b.report(st)
+		b.observe(st)
+	}
+}
+
+// wait blocks until there is work for a round: inputs queued, or inputs admitted or
+// decoding. While the queue waits only for memory and nothing is in the batch (so nothing
+// here will free any: other models' requests do, without waking this one), it tries again
+// every memoryRetry. It reports false when ctx ends while it waits; with work at hand it
+// returns at once, and the encoder or the step sees ctx's end.
+func (b *Batcher) wait(ctx context.Context, st *batchState) bool {
+	b.mu.Lock()
+	for len(st.active)+len(st.pending) == 0 && (len(b.queue) == 0 || st.waitingForMemory) {
 		b.mu.Unlock()
+		var retry <-chan time.Time
+		if st.waitingForMemory {
+			retry = time.After(memoryRetry)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-b.wake:
+		case <-retry:
+		}
+		st.waitingForMemory = false
+		b.mu.Lock()
+	}
+	b.mu.Unlock()
+	return true
+}
 
-		// Drop the inputs of requests that ended, then encode the new ones together.
-		active, finished = b.dropEnded(active, finished)
-		if len(admitted) > 0 {
-			in := make([][]int, len(admitted))
-			for i, it := range admitted {
-				in[i] = it.ids
-			}
-			encs, err := b.m.RunEncoder(ctx, in)
-			if err != nil {
-				if ctx.Err() != nil {
-					active = append(active, admitted...)
-					return
-				}
-				for _, it := range admitted {
-					b.leave(it)
-					it.fail(err)
-				}
-				finished += len(admitted)
-				admitted = nil
-			}
-			for i, it := range admitted {
-				it.search = b.m.newSearch(encs[i], it.req.c)
-				it.emitted = make([]int, it.req.c.numReturn)
-			}
-			active = append(active, admitted...)
-		}
+// admit is the admission phase: it decides which inputs are in the batch for the next
+// step. It moves the queued inputs that may join (admitLocked's rules: rows, fairness,
+// EncodeTokens, memory) to the end of st.pending, each charged and counted in its
+// request's held, and drops the queued, active and pending inputs of requests that ended
+// (failing a request whose context ended with its error), giving back what they hold and
+// counting them in st.round.Finished. It fails nothing else and runs no model code; it
+// sets st.waitingForMemory for the next wait.
+func (b *Batcher) admit(st *batchState) {
+	b.mu.Lock()
+	admitted, finished, memoryBound := b.admitLocked(st)
+	b.mu.Unlock()
+	st.waitingForMemory = memoryBound
+	var dropped int
+	st.active, dropped = b.dropEnded(st.active)
+	finished += dropped
+	st.pending, dropped = b.dropEnded(st.pending)
+	finished += dropped
+	st.pending = append(st.pending, admitted...)
+	st.round.Finished += finished
+}
 
-		// Sequences their callers ended (stop strings) leave before the step.
-		for _, it := range active {
-			it.applyStops()
+// encode is the encoding phase: it encodes the first n inputs of st.pending together, in
+// one encoder pass, and moves them, each with its search, to the end of st.active, where
+// the next step advances them; the rest of st.pending waits for a later call. The loop
+// encodes all it admitted at once (admission keeps a round's new inputs within
+// EncodeTokens). A scheduler interleaving encoder work with decoder steps may instead call
+// it with any n between steps, as often as it likes, reordering st.pending first to choose
+// the piece: inputs wait there, holding their rows and memory, and each input's encoding,
+// hence its result, does not depend on the inputs it is encoded with.
+//
+// An encoder failure fails only these n inputs' requests (they leave the batch, counted in
+// st.round.Finished); the others are untouched. encode reports false when ctx ended during
+// the pass: the n inputs stay pending, for shutdown to fail.
+func (b *Batcher) encode(ctx context.Context, st *batchState, n int) bool {
+	if n == 0 {
+		return true
+	}
+	piece := st.pending[:n]
+	in := make([][]int, n)
+	for i, it := range piece {
+		in[i] = it.ids
+	}
+	encs, err := b.m.RunEncoder(ctx, in)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return false
+	case err != nil:
+		for _, it := range piece {
+			b.leave(it)
+			it.fail(err)
 		}
+		st.round.Finished += n
+	default:
+		for i, it := range piece {
+			it.search = b.m.newSearch(encs[i], it.req.c)
+			it.emitted = make([]int, it.req.c.numReturn)
+		}
+		st.active = append(st.active, piece...)
+		st.round.Encoded += n
+	}
+	rest := copy(st.pending, st.pending[n:])
+	clear(st.pending[rest:])
+	st.pending = st.pending[:rest]
+	return true
+}
 
-		// One decoder step over every pending sequence.
-		var seqs []*Sequence
-		var toks []int
-		counts := make([]int, len(active))
-		for i, it := range active {
-			ss, ts := it.search.Pending()
-			seqs = append(seqs, ss...)
-			toks = append(toks, ts...)
-			counts[i] = len(ss)
-		}
-		if len(seqs) > 0 {
-			var err error
-			logits, err = b.m.Step(ctx, seqs, toks, logits)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				for _, it := range active {
-					b.leave(it)
-					it.fail(fmt.Errorf("step: %w", err))
-				}
-				finished += len(active)
-				active = nil
+// step is the stepping phase: it ends the sequences their callers stopped (StopSet), runs
+// one decoder step over the pending sequences of every input in st.active, and has each
+// input choose its next tokens from its rows of logits. It leaves st.counts and st.errs,
+// aligned with st.active, for report. A step failure fails every active input's request
+// (they leave the batch, counted in st.round.Finished; pending inputs stay); a failure
+// choosing one input's tokens is that input's alone, left in st.errs. step reports false
+// when ctx ended during the step: the inputs stay active, for shutdown to fail.
+func (b *Batcher) step(ctx context.Context, st *batchState) bool {
+	for _, it := range st.active {
+		it.applyStops()
+	}
+	var seqs []*Sequence
+	var toks []int
+	st.counts = make([]int, len(st.active))
+	for i, it := range st.active {
+		ss, ts := it.search.Pending()
+		seqs = append(seqs, ss...)
+		toks = append(toks, ts...)
+		st.counts[i] = len(ss)
+	}
+	if len(seqs) > 0 {
+		var err error
+		st.logits, err = b.m.Step(ctx, seqs, toks, st.logits)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
 			}
-		}
-		errs := b.advance(active, counts, logits)
-		eos := b.m.shape.EOSTokenID
-		stepped := len(active)
-		kept := active[:0]
-		for i, it := range active {
-			if counts[i] > 0 {
-				if errs[i] != nil {
-					b.leave(it)
-					it.fail(errs[i])
-					finished++
-					continue
-				}
-				it.report(eos)
-			}
-			if it.search.Done() {
+			for _, it := range st.active {
 				b.leave(it)
-				it.finish()
-				finished++
+				it.fail(fmt.Errorf("step: %w", err))
+			}
+			st.round.Finished += len(st.active)
+			st.active, st.counts = nil, nil
+		}
+	}
+	st.round.Rows = len(seqs)
+	st.round.Inputs = len(st.active)
+	st.errs = b.advance(st.active, st.counts, st.logits)
+	return true
+}
+
+// report is the reporting phase, after step: it sends each stepped input's new tokens to
+// its caller, and takes out of st.active the inputs that failed choosing their tokens
+// (failing their requests) and those whose search is done (storing the result, completing
+// a request at its last input), giving back what they hold and counting them in
+// st.round.Finished. It consumes st.counts and st.errs; what stays in st.active decodes on.
+func (b *Batcher) report(st *batchState) {
+	eos := b.m.Shape().EOSTokenID
+	kept := st.active[:0]
+	for i, it := range st.active {
+		if st.counts[i] > 0 {
+			if st.errs[i] != nil {
+				b.leave(it)
+				it.fail(st.errs[i])
+				st.round.Finished++
 				continue
 			}
-			kept = append(kept, it)
+			it.report(eos)
 		}
-		clear(active[len(kept):])
-		active = kept
+		if it.search.Done() {
+			b.leave(it)
+			it.finish()
+			st.round.Finished++
+			continue
+		}
+		kept = append(kept, it)
+	}
+	clear(st.active[len(kept):])
+	st.active = kept
+	st.counts, st.errs = nil, nil
+}
 
-		b.mu.Lock()
-		b.active = len(active)
-		queued := len(b.queue)
-		b.mu.Unlock()
-		if b.opts.Observe != nil && (len(seqs) > 0 || len(admitted) > 0 || finished > 0) {
-			b.opts.Observe(BatchStats{Rows: len(seqs), Inputs: stepped, Encoded: len(admitted), Finished: finished, Queued: queued})
+// observe ends a round: it publishes the inputs in the batch for Stats and, when the round
+// stepped, encoded or finished anything, passes its BatchStats to BatcherOptions.Observe.
+func (b *Batcher) observe(st *batchState) {
+	b.mu.Lock()
+	b.active = len(st.active) + len(st.pending)
+	st.round.Queued = len(b.queue)
+	b.mu.Unlock()
+	if r := st.round; b.opts.Observe != nil && (r.Rows > 0 || r.Encoded > 0 || r.Finished > 0) {
+		b.opts.Observe(r)
+	}
+}
+
+// shutdown runs as the loop ends: it marks the Batcher closed, so that Generate refuses new
+// calls, and fails every input left, active, pending and queued in that order, with
+// ErrClosed, giving back what each holds.
+func (b *Batcher) shutdown(st *batchState) {
+	b.mu.Lock()
+	queued := b.queue
+	b.queue, b.closed, b.active = nil, true, 0
+	b.mu.Unlock()
+	for _, items := range [][]*batchItem{st.active, st.pending, queued} {
+		for _, it := range items {
+			b.leave(it)
+			it.fail(ErrClosed)
 		}
 	}
 }
@@ -352,15 +458,18 @@ func (b *Batcher) loop(ctx context.Context) {
 // request with nothing decoding may start one input whenever the step stays within
 // hardRows, and takes more only within MaxRows and its share of it (MaxRows over the
 // requests with work); the new inputs' tokens stay within EncodeTokens (one is always
-// admitted); and each input's memory must be granted. It drops the queued inputs of requests
-// that ended, counting them in finished, and reports whether an input waits only for memory.
-// b.mu is held.
-func (b *Batcher) admitLocked(active []*batchItem) (admitted []*batchItem, finished int, memoryBound bool) {
+// admitted); and each input's memory must be granted. The inputs already in the batch
+// (active or pending) count in the rows. It drops the queued inputs of requests that ended,
+// counting them in finished, and reports whether an input waits only for memory with none
+// admitted. b.mu is held.
+func (b *Batcher) admitLocked(st *batchState) (admitted []*batchItem, finished int, memoryBound bool) {
 	rows := 0
 	reqs := map[*batchReq]bool{}
-	for _, it := range active {
-		rows += it.rows
-		reqs[it.req] = true
+	for _, items := range [][]*batchItem{st.active, st.pending} {
+		for _, it := range items {
+			rows += it.rows
+			reqs[it.req] = true
+		}
 	}
 	// The queue by request, in arrival order.
 	var order []*batchReq
@@ -461,7 +570,7 @@ func (it *batchItem) applyStops() {
 // the next tokens (a log-softmax over the vocabulary per row) is a fair part of a step's
 // work once the step's rows are many.
 func (b *Batcher) advance(items []*batchItem, counts []int, logits []float32) []error {
-	V := b.m.shape.VocabSize
+	V := b.m.Shape().VocabSize
 	errs := make([]error, len(items))
 	offs := make([]int, len(items))
 	r := 0
@@ -490,20 +599,20 @@ func (b *Batcher) advance(items []*batchItem, counts []int, logits []float32) []
 	return errs
 }
 
-// dropEnded removes the items whose request has ended (context done or failed), finishing
-// them, and adds their count to finished.
-func (b *Batcher) dropEnded(items []*batchItem, finished int) ([]*batchItem, int) {
-	kept := items[:0]
+// dropEnded removes the items whose request has ended (context done or failed), giving back
+// what they hold, and returns the rest and how many it removed.
+func (b *Batcher) dropEnded(items []*batchItem) (kept []*batchItem, dropped int) {
+	kept = items[:0]
 	for _, it := range items {
 		if it.ended() {
 			b.leave(it)
-			finished++
+			dropped++
 			continue
 		}
 		kept = append(kept, it)
 	}
 	clear(items[len(kept):])
-	return kept, finished
+	return kept, dropped
 }
 
 // ended reports whether the item's request has failed or its context has ended, failing it

@@ -235,3 +235,139 @@ func TestTopLogprobs(t *testing.T) {
 		}
 	}
 }
+
+// TestBatcherPhases drives the loop's phases by hand, as a scheduler interleaving encoder
+// work with decoder steps would: the admitted inputs of two requests are encoded in three
+// pieces with decoder steps between them, and each request still gets exactly what
+// Model.Generate gives it alone, with its memory given back. Then an input whose encoding
+// meets the end of the loop's context stays pending, and shutdown fails it with ErrClosed
+// and releases its memory.
+func TestBatcherPhases(t *testing.T) {
+	m := loadRandom(t, randomVariants()[0].spec, LoadOptions{})
+	s := m.Shape()
+	mem := &budget{size: 1 << 40}
+	// No goroutine: the test is the loop.
+	b := &Batcher{m: m, opts: BatcherOptions{MaxRows: DefaultMaxRows, EncodeTokens: DefaultEncodeTokens, Memory: mem}, wake: make(chan struct{}, 1)}
+	queued := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if q, _ := b.Stats(); q == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d inputs never queued", n)
+			}
+		}
+	}
+	type result struct {
+		gens []Generation
+		err  error
+	}
+	greedy := GenerateOptions{MaxNewTokens: 7}
+	sample := GenerateOptions{MaxNewTokens: 9, Sample: true, TopK: 10, Seed: 2, NumReturnSequences: 2}
+	inA := randomInputs(21, 3, 20, s.VocabSize, s.EOSTokenID)
+	inB := randomInputs(22, 2, 20, s.VocabSize, s.EOSTokenID)
+	resA, resB := make(chan result, 1), make(chan result, 1)
+	streamed := map[[2]int][]int{} // request A's, written on this goroutine (report's)
+	go func() {
+		g, err := b.Generate(t.Context(), inA, greedy, func(tok Token) {
+			k := [2]int{tok.Input, tok.Sequence}
+			streamed[k] = append(streamed[k], tok.ID)
+		})
+		resA <- result{g, err}
+	}()
+	queued(3)
+	go func() {
+		g, err := b.Generate(t.Context(), inB, sample, nil)
+		resB <- result{g, err}
+	}()
+	queued(5)
+
+	ctx := t.Context()
+	st := &batchState{}
+	b.admit(st)
+	if len(st.pending) != 5 || len(st.active) != 0 || st.round.Finished != 0 {
+		t.Fatalf("admitted %d pending, %d active, %d finished; want 5, 0, 0", len(st.pending), len(st.active), st.round.Finished)
+	}
+	for round, piece := range []int{2, 1, 2} {
+		st.round = BatchStats{}
+		if !b.encode(ctx, st, piece) || !b.step(ctx, st) {
+			t.Fatal("the context ended")
+		}
+		b.report(st)
+		if st.round.Encoded != piece || st.round.Inputs != len(st.active)+st.round.Finished {
+			t.Errorf("round %d: %+v with %d active", round, st.round, len(st.active))
+		}
+	}
+	if len(st.pending) != 0 {
+		t.Fatalf("%d inputs still pending after encoding all", len(st.pending))
+	}
+	for len(st.active) > 0 {
+		st.round = BatchStats{}
+		b.admit(st)
+		if !b.step(ctx, st) {
+			t.Fatal("the context ended")
+		}
+		b.report(st)
+	}
+	for _, c := range []struct {
+		name string
+		res  chan result
+		in   [][]int
+		opts GenerateOptions
+	}{{"greedy", resA, inA, greedy}, {"sample", resB, inB, sample}} {
+		r := <-c.res
+		if r.err != nil {
+			t.Fatalf("%s: %v", c.name, r.err)
+		}
+		want, err := m.Generate(t.Context(), c.in, c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range want {
+			if !genEqual(r.gens[j], want[j]) {
+				t.Errorf("%s input %d: encoded in pieces %+v, alone %+v", c.name, j, r.gens[j], want[j])
+			}
+		}
+		if c.name == "greedy" {
+			for j := range want {
+				if s := streamed[[2]int{j, 0}]; !slices.Equal(s, want[j].Hypotheses[0].IDs[1:]) {
+					t.Errorf("input %d: streamed %v, returned %v", j, s, want[j].Hypotheses[0].IDs[1:])
+				}
+			}
+		}
+	}
+	if mem.used != 0 {
+		t.Errorf("%d bytes still charged after both requests", mem.used)
+	}
+
+	go func() {
+		_, err := b.Generate(t.Context(), inA[:1], greedy, nil)
+		resA <- result{nil, err}
+	}()
+	queued(1)
+	b.admit(st)
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	if b.encode(ended, st, len(st.pending)) {
+		t.Fatal("encode went on past the end of its context")
+	}
+	if len(st.pending) != 1 || mem.used == 0 {
+		t.Fatalf("after the context ended: %d pending, %d bytes charged; want 1 and its charge", len(st.pending), mem.used)
+	}
+	b.shutdown(st)
+	select {
+	case r := <-resA:
+		if !errors.Is(r.err, ErrClosed) {
+			t.Errorf("an input pending at shutdown: %v, want ErrClosed", r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown left a pending input's call waiting")
+	}
+	if mem.used != 0 {
+		t.Errorf("%d bytes still charged after shutdown", mem.used)
+	}
+	if _, err := b.Generate(t.Context(), inA, greedy, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Generate after shutdown: %v, want ErrClosed", err)
+	}
+}

@@ -1,6 +1,7 @@
 package infer
 
 import (
+	"github.com/t5zoo/t5zoo/backend/cpu"
 	"math"
 	"slices"
 	"testing"
@@ -26,7 +27,9 @@ func logRow(p ...float64) []float32 {
 func TestBeamRules(t *testing.T) {
 	s := catalog.DefaultShape()
 	s.VocabSize = 6
-	m := &Model{shape: s}
+	be := cpu.New(cpu.Options{Threads: 1})
+	defer be.Close()
+	m := &Model{shape: s, be: be}
 	steps := [][][]float32{
 		{logRow(.05, .4, .3, .15, .06, .04)},
 		{logRow(.1, .5, .2, .1, .05, .05), logRow(.1, .1, .6, .1, .05, .05)},

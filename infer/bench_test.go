@@ -129,6 +129,7 @@ const benchThreads = 2
 // and a few per-call headers (the step's garbage is what a long-running server's collector
 // must keep finding).
 func TestStepAllocs(t *testing.T) {
+	skipOnPlain(t) // the allocation budget is the CPU backend's
 	if testing.Short() {
 		t.Skip("builds a 14M-parameter model")
 	}

@@ -57,12 +57,12 @@ func TestGoldenDTypes(t *testing.T) {
 				for i, e := range encs {
 					seqs[i] = e.NewSequence()
 				}
-				h, err := m.decoderHidden(t.Context(), seqs, g.TeacherForcing.DecoderInputIDs)
+				h, err := m.Feed(t.Context(), seqs, g.TeacherForcing.DecoderInputIDs, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
 				wantL, _ := goldenF32(t, tensors, "decoder.logits")
-				logits := maxAbsDiff(m.lmLogits(h, nil), wantL)
+				logits := maxAbsDiff(h, wantL)
 
 				pairs := make([]ScorePair, len(g.Encoder.InputIDs))
 				for i := range pairs {
@@ -124,11 +124,11 @@ func TestGoldenDTypes(t *testing.T) {
 					for i, e := range encs {
 						seqs[i] = e.NewSequence()
 					}
-					h, err := wo.decoderHidden(t.Context(), seqs, g.TeacherForcing.DecoderInputIDs)
+					h, err := wo.Feed(t.Context(), seqs, g.TeacherForcing.DecoderInputIDs, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
-					t.Logf("accuracy %s int8 weights in f32 products (weight-only): logits max|diff| %.3g", name, maxAbsDiff(wo.lmLogits(h, nil), wantL))
+					t.Logf("accuracy %s int8 weights in f32 products (weight-only): logits max|diff| %.3g", name, maxAbsDiff(h, wantL))
 				}
 				if hidden > bound.hidden || logits > bound.logits || loglik > bound.loglikRel {
 					t.Errorf("%s beyond the recorded bounds %+v", dt, bound)

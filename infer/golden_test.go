@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/t5zoo/t5zoo/convert/safetensors"
+	"github.com/t5zoo/t5zoo/t5"
 )
 
 // Tolerances from testdata's golden README ("Suggested comparison tolerances"): the golden
@@ -152,16 +153,15 @@ func TestGoldenBuckets(t *testing.T) {
 			nb, md := m.shape.RelativeAttentionNumBuckets, m.shape.RelativeAttentionMaxDistance
 			for i := range g.Buckets.Bidirectional {
 				rel := g.Buckets.Min + i
-				if got := relativePositionBucket(rel, true, nb, md); got != g.Buckets.Bidirectional[i] {
+				if got := t5.RelativePositionBucket(rel, true, nb, md); got != g.Buckets.Bidirectional[i] {
 					t.Errorf("bidirectional bucket(%d) = %d, want %d", rel, got, g.Buckets.Bidirectional[i])
 				}
-				if got := relativePositionBucket(rel, false, nb, md); got != g.Buckets.Unidirectional[i] {
+				if got := t5.RelativePositionBucket(rel, false, nb, md); got != g.Buckets.Unidirectional[i] {
 					t.Errorf("unidirectional bucket(%d) = %d, want %d", rel, got, g.Buckets.Unidirectional[i])
 				}
 				// The clamped tables the model uses agree.
-				c := min(max(rel, -m.maxDist), m.maxDist) + m.maxDist
-				if int(m.encBucket[c]) != g.Buckets.Bidirectional[i] || int(m.decBucket[c]) != g.Buckets.Unidirectional[i] {
-					t.Errorf("table bucket(%d) = %d/%d, want %d/%d", rel, m.encBucket[c], m.decBucket[c], g.Buckets.Bidirectional[i], g.Buckets.Unidirectional[i])
+				if e, d := m.t.Bucket(rel); e != g.Buckets.Bidirectional[i] || d != g.Buckets.Unidirectional[i] {
+					t.Errorf("table bucket(%d) = %d/%d, want %d/%d", rel, e, d, g.Buckets.Bidirectional[i], g.Buckets.Unidirectional[i])
 				}
 			}
 		})
@@ -228,12 +228,11 @@ func TestGoldenTeacherForcing(t *testing.T) {
 			for i, e := range encs {
 				seqs[i] = e.NewSequence()
 			}
-			hidden, err := m.decoderHidden(t.Context(), seqs, g.TeacherForcing.DecoderInputIDs)
+			hidden, logits, err := m.t.FeedHidden(t.Context(), seqs, g.TeacherForcing.DecoderInputIDs)
 			if err != nil {
 				t.Fatal(err)
 			}
 			dh := maxAbsDiff(hidden, wantH)
-			logits := m.lmLogits(hidden, nil)
 			dl := maxAbsDiff(logits, wantL)
 			t.Logf("decoder hidden max |diff| %.3g, logits max |diff| %.3g", dh, dl)
 			if dh > tolHidden {

@@ -286,12 +286,13 @@ func TestNonFiniteOutputs(t *testing.T) {
 // TestLoadBytes checks the price of a load against what the load takes, exactly, for every
 // variant and weight type.
 func TestLoadBytes(t *testing.T) {
+	skipOnPlain(t)
 	for _, v := range randomVariants() {
 		for _, dt := range []catalog.DType{catalog.F32, catalog.BF16, catalog.Int8} {
 			t.Run(v.name+"/"+string(dt), func(t *testing.T) {
 				opts := LoadOptions{DType: dt, MaxTokens: 300}
 				m := loadRandom(t, v.spec, opts)
-				got := m.WeightBytes() + 4*int64(len(m.encRel)+len(m.decRel)+len(m.encBucket)+len(m.decBucket))
+				got := m.WeightBytes() + m.t.TableBytes()
 				want, err := LoadBytes(v.spec.shape, opts)
 				if err != nil {
 					t.Fatal(err)
@@ -362,6 +363,7 @@ func TestHostileShapes(t *testing.T) {
 // and Score allocate (garbage included) is within EncodeBytes and ScoreBytes, and what a
 // decoding input holds after every step is within GenerateBytes.
 func TestMemoryPrices(t *testing.T) {
+	skipOnPlain(t)
 	if raceEnabled {
 		t.Skip("the race detector's allocations are not the program's")
 	}

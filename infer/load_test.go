@@ -290,8 +290,8 @@ func TestCanceled(t *testing.T) {
 	if _, err := m.Step(ctx, []*Sequence{seq}, []int{7}, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("Step: %v", err)
 	}
-	if seq.Len() != 1 || len(seq.keys[0]) != 1 {
-		t.Errorf("failed step changed the sequence: len %d, cache %d", seq.Len(), len(seq.keys[0]))
+	if seq.Len() != 1 || seq.Cached() != 1 {
+		t.Errorf("failed step changed the sequence: len %d, cache %d", seq.Len(), seq.Cached())
 	}
 	if _, err := m.Generate(ctx, [][]int{{5, 1}}, GenerateOptions{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Generate: %v", err)

@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 	"github.com/t5zoo/t5zoo/backend/cpu"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 )
 
 // Machine is what this computer's cores can do on one kernel path, measured: the float32
@@ -105,14 +105,4 @@ func MeasureMachine(ctx context.Context, o MeasureOptions) (Machine, error) {
 // DecodeStepBytes is the weight memory one decoder step reads: every decoder layer's
 // matrices except the cross-attention keys and values (computed once per input), and the LM
 // head.
-func (m *Model) DecodeStepBytes() int64 {
-	var n int64
-	for _, l := range m.dec {
-		n += l.qkv.Bytes() + l.selfO.Bytes() + l.crossQ.Bytes() + l.crossO.Bytes()
-		n += l.ffn.wi.Bytes() + l.ffn.wo.Bytes()
-		if l.ffn.wi1 != nil {
-			n += l.ffn.wi1.Bytes()
-		}
-	}
-	return n + m.lmHead.Bytes()
-}
+func (m *Model) DecodeStepBytes() int64 { return m.t.DecodeStepBytes() }

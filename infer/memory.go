@@ -7,8 +7,9 @@ import (
 	"math/bits"
 	"unsafe"
 
-	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/backend/cpu"
+	"github.com/t5zoo/t5zoo/catalog"
+	"github.com/t5zoo/t5zoo/t5"
 )
 
 // ErrMemory is wrapped by the errors of a load or a request that would need more memory than
@@ -86,9 +87,7 @@ func matDType(dt catalog.DType) (cpu.DType, error) {
 // relSpan is the relative-position clamp of a model: ±max_distance+1, where the buckets
 // saturate, but never more than a sequence can span (MaxTokens), which bounds the bias tables
 // of a config with a huge relative_attention_max_distance.
-func relSpan(shape catalog.Shape, maxTokens int) int {
-	return min(shape.RelativeAttentionMaxDistance+1, maxTokens)
-}
+func relSpan(shape catalog.Shape, maxTokens int) int { return t5.RelSpan(shape, maxTokens) }
 
 // LoadBytes is the memory Load (or New) takes for a model of shape with opts: the packed
 // weight matrices in the load type (padding included), the float32 vectors and the position
@@ -191,16 +190,15 @@ func (m *Model) passBytes(t, keys int) int64 {
 	if m.gated {
 		f += tt * ff
 	}
-	k := int64(keys)
-	attn := int64(cpu.PackedLen(keys, m.dkv)+cpu.PackedLen(m.dkv, keys)) + queryBlock*k
-	return 4*f + 4*attn*int64(m.pool.Threads()) + 2*sliceHeader*tt
+	attn := int64(cpu.AttnScratchFloats(keys, m.dkv))
+	return 4*f + 4*attn*int64(m.be.Threads()) + 2*sliceHeader*tt
 }
 
 // encBytes is what one encoded input of n tokens holds while it is decoded: its hidden
 // states, its ids and the cross-attention keys and values of every decoder layer, packed.
 func (m *Model) encBytes(n int) int64 {
 	per := int64(cpu.PackedLen(n, m.dkv)+cpu.PackedLen(m.dkv, n))*4 + 2*int64(unsafe.Sizeof(cpu.Packed{}))
-	return int64(n)*int64(m.dModel)*4 + 8*int64(n) + int64(len(m.dec))*int64(m.heads)*per
+	return int64(n)*int64(m.dModel)*4 + 8*int64(n) + int64(int(m.nDec))*int64(m.heads)*per
 }
 
 // seqBytes bounds what one decoder sequence of up to p positions holds: the keys and values
@@ -209,7 +207,7 @@ func (m *Model) encBytes(n int) int64 {
 func (m *Model) seqBytes(p int) int64 {
 	pp := int64(p)
 	perLayer := pp*2*int64(m.inner)*4 + 2*2*pp*sliceHeader
-	return int64(len(m.dec))*perLayer + 2*8*pp
+	return int64(int(m.nDec))*perLayer + 2*8*pp
 }
 
 // GenerateBytes is the most memory one input of inputLen tokens holds while it decodes with
@@ -248,7 +246,7 @@ const (
 // StepBytes is the scratch of one decoder step over rows sequences whose longest has keys
 // positions: the pass's scratch, the logits and the new positions' keys and values.
 func (m *Model) StepBytes(rows, keys int) int64 {
-	return m.passBytes(rows, keys) + int64(rows)*int64(m.shape.VocabSize)*4 + int64(rows)*int64(len(m.dec))*2*int64(m.inner)*4
+	return m.passBytes(rows, keys) + int64(rows)*int64(m.shape.VocabSize)*4 + int64(rows)*int64(int(m.nDec))*2*int64(m.inner)*4
 }
 
 // EncodeBytes is the most memory Encode takes for inputs: every input's hidden states and
@@ -337,8 +335,8 @@ func (m *Model) ScoreChoicesBytes(sets []ChoiceSet) int64 {
 func (m *Model) RetainedBytes() int64 {
 	d, inner, ff := int64(m.dModel), int64(m.inner), int64(m.shape.DFF)
 	keys := m.maxTokens
-	attn := int64(cpu.PackedLen(keys, m.dkv)+cpu.PackedLen(m.dkv, keys)) + queryBlock*int64(keys)
-	return maxFreeWork * (4*retainRows*(2*d+7*inner+2*ff) + 4*attn*int64(m.pool.Threads()))
+	attn := int64(cpu.AttnScratchFloats(keys, m.dkv))
+	return t5.MaxFreeWork*4*int64(t5.RetainFloats(int(d), int(inner), int(ff))) + cpu.MaxFreeScratch*4*attn*int64(m.be.Threads())
 }
 
 // BatcherBytes is the working memory a Batcher with o needs beside what its inputs hold

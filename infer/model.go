@@ -8,31 +8,39 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/t5zoo/t5zoo/backend"
+	"github.com/t5zoo/t5zoo/backend/cpu"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
+	"github.com/t5zoo/t5zoo/backend/plain"
 	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/convert"
-	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
-	"github.com/t5zoo/t5zoo/backend/cpu"
+	"github.com/t5zoo/t5zoo/t5"
 )
 
 // ErrInvalidInput is wrapped by every error about a request's token ids or options (empty
 // or over-long inputs, ids outside the vocabulary, impossible decoding options).
-var ErrInvalidInput = errors.New("infer: invalid input")
+var ErrInvalidInput = t5.ErrInvalidInput
 
 // ErrCheckpoint is wrapped by every error about a model directory's contents (missing,
 // extra or mis-shaped tensors, unsupported dtypes).
-var ErrCheckpoint = errors.New("infer: invalid checkpoint")
+var ErrCheckpoint = t5.ErrCheckpoint
 
 // ErrNumerics is wrapped by the errors of a forward pass whose outputs are not finite (NaN or
 // infinite logits or hidden states): a broken checkpoint, not a bad request.
-var ErrNumerics = errors.New("infer: model outputs are not finite")
+var ErrNumerics = t5.ErrNumerics
 
 // numericsError reports non-finite outputs of the named pass.
-func numericsError(what string) error {
-	return fmt.Errorf("%w: %s is NaN or infinite (the checkpoint's weights are broken)", ErrNumerics, what)
-}
+func numericsError(what string) error { return t5.NumericsError(what) }
 
 // finite reports whether x is neither NaN nor infinite.
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// EncoderOutput is one input after the encoder: its final hidden states and, for every
+// decoder layer, the cross-attention keys and values computed from them once (t5).
+type EncoderOutput = t5.EncoderOutput
+
+// Sequence is one decoder hypothesis and its self-attention cache (t5).
+type Sequence = t5.Sequence
 
 // DefaultMaxTokens is the MaxTokens a zero LoadOptions gets.
 const DefaultMaxTokens = 2048
@@ -52,8 +60,11 @@ type LoadOptions struct {
 	// quantized per row on the fly). "" keeps the checkpoint's own type (float16 is
 	// widened to float32). Layer norms and position biases stay float32.
 	DType catalog.DType
-	// Kernels names the kernel path: "generic", "avx2" or "avx512"; "" picks the fastest
-	// this CPU runs. A path the CPU cannot run is an error.
+	// Backend names the backend the model runs on: "cpu" (the default for "") or "plain",
+	// the pure-Go reference twin (slow; for checking numerics).
+	Backend string
+	// Kernels names the CPU backend's kernel path: "generic", "avx2" or "avx512"; "" picks
+	// the fastest this CPU runs. A path the CPU cannot run is an error.
 	Kernels string
 	// MemoryLimit bounds the memory the load may take (LoadBytes): a model that needs more
 	// is refused, wrapping ErrMemory, before anything is allocated. 0 means the memory the
@@ -61,65 +72,23 @@ type LoadOptions struct {
 	MemoryLimit int64
 }
 
-// Model is a loaded T5 model. Its methods are safe for concurrent use; the Sequences they
-// create are not (one call at a time per Sequence). Close releases the weights and the
-// workers.
+// Model is a loaded T5 model: the one T5 definition (package t5) bound on a backend, with
+// decoding, scoring and encoding on top. Its methods are safe for concurrent use; the
+// Sequences they create are not (one call at a time per Sequence). Close releases the
+// weights and the workers.
 type Model struct {
+	t         *t5.Model
+	be        backend.Backend
 	shape     catalog.Shape
-	actName   string
-	act       func(float32) float32
 	gated     bool
-	be        *cpu.CPU
-	ks        kernels.Set
-	pool      *cpu.Pool
 	dtype     catalog.DType
 	maxTokens int
 
-	dModel, inner, dkv, heads int
+	dModel, inner, dkv, heads, nDec int
 
-	embed   *cpu.Packed // shared.weight, vocab × d_model: the input embedding (and the LM head when tied)
-	lmHead  *cpu.Packed
-	lmScale float32 // d_model^-0.5 when tied, else 1
-
-	encBucket []int32 // bucket of relative position r (key - query) at r+maxDist
-	decBucket []int32
-	maxDist   int       // relative positions are clamped to ±maxDist (beyond it buckets saturate)
-	encBias   []float32 // relative attention bias as stored, [bucket][head]
-	decBias   []float32
-	encRel    []float32 // [head][2·maxDist+1]: the bias of each clamped relative position
-	decRel    []float32
-
-	enc      []encoderLayer
-	encFinal []float32
-	dec      []decoderLayer
-	decFinal []float32
-
-	work     workList  // forward-pass scratch
-	attnJobs sync.Pool // *attnJob, the parallel attention passes' jobs
-	normJobs sync.Pool // *normJob, the parallel RMS norms' jobs
-	closed   sync.Once
-	cleanup  runtime.Cleanup
+	closed  sync.Once
+	cleanup runtime.Cleanup
 }
-
-type encoderLayer struct {
-	attnNorm []float32
-	qkv, o   *cpu.Packed // q, k, v stacked (3·inner × d_model); o
-	ffnNorm  []float32
-	ffn      ffn
-}
-
-type decoderLayer struct {
-	selfNorm       []float32
-	qkv, selfO     *cpu.Packed
-	crossNorm      []float32
-	crossQ, crossO *cpu.Packed
-	crossKV        *cpu.Packed // cross-attention k then v, stacked (2·inner × d_model): applied to the encoder output once
-	ffnNorm        []float32
-	ffn            ffn
-}
-
-// ffn holds wi (wi_0 when gated), wi_1 (gated only) and wo.
-type ffn struct{ wi, wi1, wo *cpu.Packed }
 
 // Shape returns the model's hyper-parameters as read from config.json.
 func (m *Model) Shape() catalog.Shape { return m.shape }
@@ -127,32 +96,16 @@ func (m *Model) Shape() catalog.Shape { return m.shape }
 // DType returns the type the weight matrices are kept in.
 func (m *Model) DType() catalog.DType { return m.dtype }
 
-// Kernels names the kernel path the model runs ("generic", "avx2" or "avx512").
-func (m *Model) Kernels() string { return m.ks.Path().String() }
+// Kernels names the code path the model runs: the CPU's kernel path ("generic", "avx2" or
+// "avx512"), or "plain".
+func (m *Model) Kernels() string { return m.be.Name() }
 
 // Threads is the number of workers a product uses, the caller included.
-func (m *Model) Threads() int { return m.pool.Threads() }
+func (m *Model) Threads() int { return m.be.Threads() }
 
 // WeightBytes is the memory the packed weight matrices occupy (padding included), plus the
 // float32 vectors (layer norms, position biases).
-func (m *Model) WeightBytes() int64 {
-	n := m.be.Bytes()
-	vec := func(v []float32) { n += 4 * int64(len(v)) }
-	for _, l := range m.enc {
-		vec(l.attnNorm)
-		vec(l.ffnNorm)
-	}
-	for _, l := range m.dec {
-		vec(l.selfNorm)
-		vec(l.crossNorm)
-		vec(l.ffnNorm)
-	}
-	vec(m.encFinal)
-	vec(m.decFinal)
-	vec(m.encBias)
-	vec(m.decBias)
-	return n
-}
+func (m *Model) WeightBytes() int64 { return m.t.WeightBytes() }
 
 // Close releases the weights and stops the workers. The Model and everything obtained from
 // it must not be used afterwards.
@@ -229,64 +182,135 @@ func New(ctx context.Context, shape catalog.Shape, fill FillFunc, opts LoadOptio
 	return m, nil
 }
 
-func newModel(ctx context.Context, shape catalog.Shape, src tensors, opts LoadOptions) (*Model, error) {
-	actName, gated, err := shape.Activation()
+func newModel(ctx context.Context, shape catalog.Shape, src t5.Weights, opts LoadOptions) (*Model, error) {
+	_, gated, err := shape.Activation()
 	if err != nil {
 		return nil, err
 	}
 	if err := checkLoadMemory(shape, opts); err != nil {
 		return nil, err
 	}
-	var dt cpu.DType
-	switch opts.DType {
-	case catalog.F32:
-		dt = cpu.F32
-	case catalog.BF16:
-		dt = cpu.BF16
-	case catalog.Int8:
-		dt = cpu.Int8
-	default:
-		return nil, fmt.Errorf("%w: weights in %q are not supported by the kernels (use f32, bf16 or int8)", ErrInvalidInput, opts.DType)
-	}
-	path, err := kernels.ParsePath(opts.Kernels)
+	dt, err := matDType(opts.DType)
 	if err != nil {
 		return nil, err
 	}
-	ks, err := kernels.New(path)
+	be, err := newBackend(opts)
 	if err != nil {
 		return nil, err
 	}
 	m := &Model{
+		be:        be,
 		shape:     shape,
-		actName:   actName,
-		act:       activation(actName),
 		gated:     gated,
-		ks:        ks,
 		dtype:     opts.DType,
 		maxTokens: opts.MaxTokens,
 		dModel:    shape.DModel,
 		inner:     shape.InnerDim(),
 		dkv:       shape.DKV,
 		heads:     shape.NumHeads,
-		lmScale:   1,
+		nDec:      shape.NumDecoderLayers,
 	}
 	if m.maxTokens <= 0 {
 		m.maxTokens = DefaultMaxTokens
 	}
-	if shape.TieWordEmbeddings {
-		m.lmScale = float32(math.Pow(float64(shape.DModel), -0.5))
-	}
-	m.be = cpu.NewCPU(cpu.Options{Threads: opts.Threads, DType: dt, Kernels: ks})
-	m.pool = m.be.Pool()
-	if err := m.bind(ctx, src); err != nil {
-		m.be.Close()
-		if errors.Is(err, cpu.ErrNoMemory) {
+	m.t, err = t5.New(ctx, shape, be, src, t5.Options{DType: dt, MaxTokens: m.maxTokens})
+	if err != nil {
+		be.Close()
+		if errors.Is(err, backend.ErrNoMemory) {
 			return nil, fmt.Errorf("%w: %w", ErrMemory, err)
 		}
 		return nil, err
 	}
-	m.buildBuckets()
 	// Workers of a model dropped without Close are stopped when it is collected.
-	m.cleanup = runtime.AddCleanup(m, func(be *cpu.CPU) { be.Close() }, m.be)
+	m.cleanup = runtime.AddCleanup(m, func(be backend.Backend) { be.Close() }, m.be)
 	return m, nil
+}
+
+// newBackend makes the backend opts name.
+func newBackend(opts LoadOptions) (backend.Backend, error) {
+	switch opts.Backend {
+	case "", "cpu":
+		path, err := kernels.ParsePath(opts.Kernels)
+		if err != nil {
+			return nil, err
+		}
+		ks, err := kernels.New(path)
+		if err != nil {
+			return nil, err
+		}
+		return cpu.New(cpu.Options{Threads: opts.Threads, Kernels: ks}), nil
+	case "plain":
+		if opts.Kernels != "" {
+			return nil, fmt.Errorf("%w: kernels %q: the plain backend has no kernel paths", ErrInvalidInput, opts.Kernels)
+		}
+		return plain.New(), nil
+	}
+	return nil, fmt.Errorf("%w: unknown backend %q (cpu or plain)", ErrInvalidInput, opts.Backend)
+}
+
+// checkIDs reports the first problem with one token sequence.
+func (m *Model) checkIDs(what string, ids []int) error { return m.t.CheckIDs(what, ids) }
+
+// checkInputs reports the first problem with a batch of encoder inputs.
+func (m *Model) checkInputs(inputs [][]int) error { return m.t.CheckInputs(inputs) }
+
+// RunEncoder encodes inputs (one batch; their lengths may differ) and computes each one's
+// cross-attention keys and values for every decoder layer.
+func (m *Model) RunEncoder(ctx context.Context, inputs [][]int) ([]*EncoderOutput, error) {
+	if err := m.checkInputs(inputs); err != nil {
+		return nil, err
+	}
+	sizes := make([]int, len(inputs))
+	for i, in := range inputs {
+		sizes[i] = len(in)
+	}
+	outs := make([]*EncoderOutput, 0, len(inputs))
+	for _, c := range chunks(sizes, batchTokens) {
+		o, err := m.t.RunEncoder(ctx, inputs[c[0]:c[1]])
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, o...)
+	}
+	return outs, nil
+}
+
+// Step feeds tokens[i] to seqs[i] for every i in one decoder pass and returns the next-token
+// logits, len(seqs) × vocab_size row-major, in logits if it has the capacity. The sequences
+// may belong to different inputs and have different lengths; a sequence may appear only
+// once. On error no sequence has changed.
+func (m *Model) Step(ctx context.Context, seqs []*Sequence, tokens []int, logits []float32) ([]float32, error) {
+	return m.t.Step(ctx, seqs, tokens, logits)
+}
+
+// Feed feeds tokens[i] (one or more ids) to seqs[i] in one decoder pass, with causal
+// attention among the new tokens as in teacher forcing, and returns the logits after every
+// fed token: a row per token, sequence after sequence, each vocab_size wide, in logits if it
+// has the capacity. On error no sequence has changed.
+func (m *Model) Feed(ctx context.Context, seqs []*Sequence, tokens [][]int, logits []float32) ([]float32, error) {
+	return m.t.Feed(ctx, seqs, tokens, logits)
+}
+
+// Argmax returns the index of the first largest value of a logits row, the token greedy
+// decoding picks; for callers that drive Step themselves.
+func (m *Model) Argmax(logits []float32) int { return m.be.Argmax(logits) }
+
+// logSumExp is log Σ exp(logits): the exponentials in float32, their sum in float64.
+func (m *Model) logSumExp(logits []float32) float64 { return m.be.LogSumExp(logits) }
+
+// logSoftmaxAt returns log_softmax(logits)[id].
+func (m *Model) logSoftmaxAt(logits []float32, id int) float64 {
+	return float64(logits[id]) - m.logSumExp(logits)
+}
+
+// argmax returns the index of the first largest value (scalar; tests use it as the
+// reference of Model.Argmax).
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
 }

@@ -6,9 +6,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/convert"
-	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 )
 
 // scoreAll scores a fixed batch of random pairs.

@@ -3,7 +3,6 @@ package infer
 import (
 	"context"
 	"fmt"
-	"slices"
 )
 
 // batchTokens bounds the tokens one internal forward pass of Score or Encode covers;
@@ -96,11 +95,7 @@ func (m *Model) scoreTargets(ctx context.Context, encs []*EncoderOutput, owner [
 		seqs[i] = encs[owner[i]].NewSequence()
 		feeds[i] = append([]int{m.shape.DecoderStartTokenID}, tg[:len(tg)-1]...)
 	}
-	hidden, err := m.decoderHidden(ctx, seqs, feeds)
-	if err != nil {
-		return err
-	}
-	// Row r of hidden predicts labels[r], a token of target rowOf[r].
+	// Row r of the decoder's output predicts labels[r], a token of target rowOf[r].
 	var labels, rowOf []int
 	for i, tg := range targets {
 		labels = append(labels, tg...)
@@ -109,15 +104,9 @@ func (m *Model) scoreTargets(ctx context.Context, encs []*EncoderOutput, owner [
 		}
 		results[i].TokenLogprobs = make([]float64, 0, len(tg))
 	}
-	d, V := m.dModel, m.shape.VocabSize
-	var logits []float32
-	for lo := 0; lo < len(labels); lo += lmBlockRows {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hi := min(len(labels), lo+lmBlockRows)
-		logits = m.lmLogits(hidden[lo*d:hi*d], logits)
-		for r := lo; r < hi; r++ {
+	V := m.shape.VocabSize
+	return m.t.FeedBlocks(ctx, seqs, feeds, lmBlockRows, func(lo int, logits []float32) error {
+		for r := lo; r < lo+len(logits)/V; r++ {
 			lp := m.logSoftmaxAt(logits[(r-lo)*V:(r-lo+1)*V], labels[r])
 			if !finite(lp) {
 				return numericsError("a target token's log-probability")
@@ -126,8 +115,8 @@ func (m *Model) scoreTargets(ctx context.Context, encs []*EncoderOutput, owner [
 			res.TokenLogprobs = append(res.TokenLogprobs, lp)
 			res.SumLogprob += lp
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // ChoiceSet is one input and the candidate targets to score against it: the label strings
@@ -211,14 +200,14 @@ func (m *Model) Encode(ctx context.Context, inputs [][]int) ([]Encoding, error) 
 	d := m.dModel
 	out := make([]Encoding, len(inputs))
 	for _, c := range chunks(sizes, batchTokens) {
-		hidden, segs, err := m.encoderHidden(ctx, inputs[c[0]:c[1]])
+		hidden, err := m.t.EncodeHidden(ctx, inputs[c[0]:c[1]])
 		if err != nil {
 			return nil, err
 		}
-		for i, sg := range segs {
-			h := slices.Clone(hidden[sg.off*d : (sg.off+sg.n)*d])
+		for i, h := range hidden {
+			n := len(h) / d
 			sum := make([]float64, d)
-			for r := range sg.n {
+			for r := range n {
 				for k, v := range h[r*d : (r+1)*d] {
 					sum[k] += float64(v)
 				}
@@ -228,7 +217,7 @@ func (m *Model) Encode(ctx context.Context, inputs [][]int) ([]Encoding, error) 
 				if !finite(sum[k]) {
 					return nil, numericsError("an encoder hidden state")
 				}
-				mean[k] = float32(sum[k] / float64(sg.n))
+				mean[k] = float32(sum[k] / float64(n))
 			}
 			out[c[0]+i] = Encoding{Hidden: h, Mean: mean}
 		}

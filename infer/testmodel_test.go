@@ -13,9 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/convert/safetensors"
-	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 )
 
 // randomSpec describes a random-weight model for self-consistency tests.
@@ -28,10 +28,17 @@ type randomSpec struct {
 	zeroEOS bool
 }
 
-// testOptions applies the kernel path named by T5ZOO_KERNEL (scripts/test runs the engine
-// tests once per path) and skips the test if this CPU cannot run it.
+// testOptions applies the backend named by T5ZOO_BACKEND and the kernel path named by
+// T5ZOO_KERNEL (scripts/test runs the engine tests once per backend and path) and skips the
+// test if this CPU cannot run it.
 func testOptions(t testing.TB, o LoadOptions) LoadOptions {
 	t.Helper()
+	if b := os.Getenv("T5ZOO_BACKEND"); b != "" {
+		o.Backend = b
+		if b == "plain" {
+			return o
+		}
+	}
 	if p := os.Getenv("T5ZOO_KERNEL"); p != "" {
 		path, err := kernels.ParsePath(p)
 		if err != nil {
@@ -43,6 +50,17 @@ func testOptions(t testing.TB, o LoadOptions) LoadOptions {
 		o.Kernels = p
 	}
 	return o
+}
+
+// skipOnPlain skips a test of the memory model under T5ZOO_BACKEND=plain: the prices and the
+// allocation budget are those of the CPU backend's layout (packed panels, per-worker
+// attention scratch, recycled jobs), which the plain reference backend, written for
+// readability, does not share.
+func skipOnPlain(t *testing.T) {
+	t.Helper()
+	if os.Getenv("T5ZOO_BACKEND") == "plain" {
+		t.Skip("memory prices are the CPU backend's; the plain backend checks numerics")
+	}
 }
 
 // smallShape has d_kv·num_heads (60) ≠ d_model (48) and more encoder than decoder layers.

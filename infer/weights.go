@@ -1,204 +1,17 @@
 package infer
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
 	"unsafe"
 
+	"github.com/t5zoo/t5zoo/backend"
 	"github.com/t5zoo/t5zoo/catalog"
 	"github.com/t5zoo/t5zoo/convert"
 	"github.com/t5zoo/t5zoo/convert/safetensors"
-	"github.com/t5zoo/t5zoo/backend/cpu"
 )
-
-// tensors supplies a model's weights by HF name.
-type tensors interface {
-	// matrix returns the named rows×cols weight for packing.
-	matrix(name string, rows, cols int) (cpu.Source, error)
-	// vector returns a float32 copy of the named tensor, which must have the given shape.
-	vector(name string, shape ...int) ([]float32, error)
-}
-
-// bind packs every weight the shape calls for. Within a layer q, k and v are packed as one
-// matrix, and the cross-attention k and v of every decoder layer as one more, so that each is
-// one product.
-func (m *Model) bind(ctx context.Context, src tensors) error {
-	s := m.shape
-	d, inner, ff, V := s.DModel, m.inner, s.DFF, s.VocabSize
-	var err error
-	check := func(e error) {
-		if err == nil && e != nil {
-			err = e
-		}
-	}
-	pack := func(parts ...string) *cpu.Packed {
-		if err != nil {
-			return nil
-		}
-		srcs := make([]cpu.Source, len(parts))
-		for i, name := range parts {
-			rows, cols := d, inner // o
-			switch {
-			case name == "shared.weight" || name == "lm_head.weight":
-				rows, cols = V, d
-			case hasSuffix(name, ".q.weight", ".k.weight", ".v.weight"):
-				rows, cols = inner, d
-			case hasSuffix(name, "wi.weight", "wi_0.weight", "wi_1.weight"):
-				rows, cols = ff, d
-			case hasSuffix(name, "wo.weight"):
-				rows, cols = d, ff
-			}
-			var e error
-			if srcs[i], e = src.matrix(name, rows, cols); e != nil {
-				check(e)
-				return nil
-			}
-		}
-		var one cpu.Source = srcs[0]
-		if len(srcs) > 1 {
-			one = stack(srcs)
-		}
-		w, e := m.be.Prepare(one)
-		check(e)
-		return w
-	}
-	vec := func(name string, shape ...int) []float32 {
-		if err != nil {
-			return nil
-		}
-		v, e := src.vector(name, shape...)
-		check(e)
-		return v
-	}
-	ffnW := func(prefix string) ffn {
-		p := prefix + ".DenseReluDense."
-		if m.gated {
-			return ffn{wi: pack(p + "wi_0.weight"), wi1: pack(p + "wi_1.weight"), wo: pack(p + "wo.weight")}
-		}
-		return ffn{wi: pack(p + "wi.weight"), wo: pack(p + "wo.weight")}
-	}
-	m.embed = pack("shared.weight")
-	m.lmHead = m.embed
-	if !s.TieWordEmbeddings {
-		m.lmHead = pack("lm_head.weight")
-	}
-	buckets, heads := s.RelativeAttentionNumBuckets, s.NumHeads
-	encBias := vec("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", buckets, heads)
-	decBias := vec("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", buckets, heads)
-	m.enc = make([]encoderLayer, s.NumLayers)
-	for i := range m.enc {
-		if e := ctx.Err(); e != nil {
-			return e
-		}
-		p := fmt.Sprintf("encoder.block.%d.layer.", i)
-		a := p + "0.SelfAttention."
-		m.enc[i] = encoderLayer{
-			attnNorm: vec(p+"0.layer_norm.weight", d),
-			qkv:      pack(a+"q.weight", a+"k.weight", a+"v.weight"),
-			o:        pack(a + "o.weight"),
-			ffnNorm:  vec(p+"1.layer_norm.weight", d),
-			ffn:      ffnW(p + "1"),
-		}
-	}
-	m.encFinal = vec("encoder.final_layer_norm.weight", d)
-	m.dec = make([]decoderLayer, s.NumDecoderLayers)
-	for i := range m.dec {
-		if e := ctx.Err(); e != nil {
-			return e
-		}
-		p := fmt.Sprintf("decoder.block.%d.layer.", i)
-		a, c := p+"0.SelfAttention.", p+"1.EncDecAttention."
-		m.dec[i] = decoderLayer{
-			selfNorm:  vec(p+"0.layer_norm.weight", d),
-			qkv:       pack(a+"q.weight", a+"k.weight", a+"v.weight"),
-			selfO:     pack(a + "o.weight"),
-			crossNorm: vec(p+"1.layer_norm.weight", d),
-			crossQ:    pack(c + "q.weight"),
-			crossO:    pack(c + "o.weight"),
-			crossKV:   pack(c+"k.weight", c+"v.weight"),
-			ffnNorm:   vec(p+"2.layer_norm.weight", d),
-			ffn:       ffnW(p + "2"),
-		}
-	}
-	m.decFinal = vec("decoder.final_layer_norm.weight", d)
-	if err != nil {
-		return err
-	}
-	m.encBias, m.decBias = encBias, decBias
-	return nil
-}
-
-func hasSuffix(s string, suffixes ...string) bool {
-	for _, x := range suffixes {
-		if len(s) >= len(x) && s[len(s)-len(x):] == x {
-			return true
-		}
-	}
-	return false
-}
-
-// stacked is the vertical concatenation of sources with the same column count.
-type stacked struct {
-	parts []cpu.Source
-	rows  int
-	cols  int
-}
-
-func stack(parts []cpu.Source) cpu.Source {
-	s := &stacked{parts: parts}
-	quantized := true
-	for _, p := range parts {
-		r, c := p.Dims()
-		s.rows += r
-		s.cols = c
-		_, q := p.(cpu.QuantizedSource)
-		quantized = quantized && q
-	}
-	if quantized {
-		return stackedQ{s}
-	}
-	return s
-}
-
-func (s *stacked) Dims() (int, int) { return s.rows, s.cols }
-
-func (s *stacked) Float32(r0 int, dst []float32) error {
-	n := len(dst) / s.cols
-	for _, p := range s.parts {
-		pr, _ := p.Dims()
-		if r0 < pr && n > 0 {
-			take := min(n, pr-r0)
-			if err := p.Float32(r0, dst[:take*s.cols]); err != nil {
-				return err
-			}
-			dst, n, r0 = dst[take*s.cols:], n-take, pr
-		}
-		r0 -= pr
-	}
-	return nil
-}
-
-// stackedQ is a stack of quantized sources (every part quantized).
-type stackedQ struct{ *stacked }
-
-func (s stackedQ) Int8(r0 int, q []int8, scales []float32) error {
-	n := len(scales)
-	for _, p := range s.parts {
-		pr, _ := p.Dims()
-		if r0 < pr && n > 0 {
-			take := min(n, pr-r0)
-			if err := p.(cpu.QuantizedSource).Int8(r0, q[:take*s.cols], scales[:take]); err != nil {
-				return err
-			}
-			q, scales, n, r0 = q[take*s.cols:], scales[take:], n-take, pr
-		}
-		r0 -= pr
-	}
-	return nil
-}
 
 // checkpointTensors reads the tensors of a convert.Checkpoint; int8 scales come from a second
 // handle on the weight files (convert.Checkpoint exposes only the config's tensors).
@@ -254,7 +67,7 @@ func (c *checkpointTensors) raw(name string, shape []int) (convert.TensorMeta, [
 	return st, b, nil
 }
 
-func (c *checkpointTensors) vector(name string, shape ...int) ([]float32, error) {
+func (c *checkpointTensors) Vector(name string, shape ...int) ([]float32, error) {
 	if _, _, err := c.raw(name, shape); err != nil {
 		return nil, err
 	}
@@ -265,7 +78,7 @@ func (c *checkpointTensors) vector(name string, shape ...int) ([]float32, error)
 	return slices.Clone(v), nil
 }
 
-func (c *checkpointTensors) matrix(name string, rows, cols int) (cpu.Source, error) {
+func (c *checkpointTensors) Matrix(name string, rows, cols int) (backend.Source, error) {
 	st, b, err := c.raw(name, []int{rows, cols})
 	if err != nil {
 		return nil, err
@@ -362,11 +175,11 @@ func (f fillRows) Float32(r0 int, dst []float32) error {
 	return nil
 }
 
-func (f fillTensors) matrix(name string, rows, cols int) (cpu.Source, error) {
+func (f fillTensors) Matrix(name string, rows, cols int) (backend.Source, error) {
 	return fillRows{name: name, rows: rows, cols: cols, fill: f.fill}, nil
 }
 
-func (f fillTensors) vector(name string, shape ...int) ([]float32, error) {
+func (f fillTensors) Vector(name string, shape ...int) ([]float32, error) {
 	n := 1
 	for _, d := range shape {
 		n *= d

@@ -1,12 +1,12 @@
 package cpu
 
 import (
-	"errors"
+	"github.com/t5zoo/t5zoo/backend"
 	"sync"
 )
 
 // ErrNoMemory is wrapped by the errors of an allocation the operating system refused.
-var ErrNoMemory = errors.New("infer: mat: out of memory")
+var ErrNoMemory = backend.ErrNoMemory
 
 // arena owns the packed weights' memory: outside the Go heap where the OS allows
 // (anonymous mappings), so that the weights neither count towards the garbage collector's

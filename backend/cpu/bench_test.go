@@ -22,9 +22,9 @@ func BenchmarkSGEMM(b *testing.B) {
 		for _, dt := range []DType{F32, BF16, Int8} {
 			for _, th := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%s/%d,%d,%d/%dT", dt, m, k, n, th), func(b *testing.B) {
-					c := NewCPU(Options{Threads: th, DType: dt, Kernels: ks})
+					c := New(Options{Threads: th, Kernels: ks})
 					defer c.Close()
-					w, _ := c.Prepare(dense{randSlice(r, n*k), n, k})
+					w, _ := c.prepare(dense{randSlice(r, n*k), n, k}, dt)
 					a := randSlice(r, m*k)
 					dst := make([]float32, m*n)
 					for b.Loop() {
@@ -51,11 +51,11 @@ func BenchmarkGEMVCold(b *testing.B) {
 		for _, m := range []int{1, 8} {
 			for _, th := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%s/m%d/%dT", dt, m, th), func(b *testing.B) {
-					c := NewCPU(Options{Threads: th, DType: dt, Kernels: ks})
+					c := New(Options{Threads: th, Kernels: ks})
 					defer c.Close()
 					ws := make([]*Packed, copies)
 					for i := range ws {
-						ws[i], _ = c.Prepare(src)
+						ws[i], _ = c.prepare(src, dt)
 					}
 					a := randSlice(r, m*k)
 					dst := make([]float32, m*n)
@@ -118,9 +118,9 @@ func BenchmarkGoals(b *testing.B) {
 	for _, sh := range [][3]int{{512, 768, 3072}, {128, 512, 2048}} {
 		m, k, n := sh[0], sh[1], sh[2]
 		b.Run(fmt.Sprintf("sgemm/%d,%d,%d", m, k, n), func(b *testing.B) {
-			c := NewCPU(Options{Threads: threads, Kernels: ks})
+			c := New(Options{Threads: threads, Kernels: ks})
 			defer c.Close()
-			w, _ := c.Prepare(dense{randSlice(r, n*k), n, k})
+			w, _ := c.prepare(dense{randSlice(r, n*k), n, k}, F32)
 			a := randSlice(r, m*k)
 			dst := make([]float32, m*n)
 			for b.Loop() {
@@ -135,11 +135,11 @@ func BenchmarkGoals(b *testing.B) {
 	for _, dt := range []DType{F32, BF16, Int8} {
 		for _, m := range []int{1, 8} {
 			b.Run(fmt.Sprintf("gemv-cold/%s/m%d", dt, m), func(b *testing.B) {
-				c := NewCPU(Options{Threads: threads, DType: dt, Kernels: ks})
+				c := New(Options{Threads: threads, Kernels: ks})
 				defer c.Close()
 				ws := make([]*Packed, copies)
 				for i := range ws {
-					ws[i], _ = c.Prepare(src)
+					ws[i], _ = c.prepare(src, dt)
 				}
 				a := randSlice(r, m*k)
 				dst := make([]float32, m*n)

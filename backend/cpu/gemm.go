@@ -19,14 +19,14 @@ const (
 )
 
 // MulT sets dst (m×N) = op(dst, a (m×K) · wᵀ) on the backend's workers.
-func (c *CPU) MulT(dst, a []float32, m int, w *Packed, op kernels.Op) {
+func (c *Backend) MulT(dst, a []float32, m int, w *Packed, op kernels.Op) {
 	c.Gemm(dst, w.n, a, w.k, m, w, op, c.pool)
 }
 
 // Gemm sets dst[i*ldc+j] = op(dst[i*ldc+j], Σ_k a[i*lda+k]·W[j][k]) for i < m and j < N on
 // pool's workers, or on the caller alone when pool is nil (inside another parallel loop).
 // It panics if a slice is too short for the dimensions.
-func (c *CPU) Gemm(dst []float32, ldc int, a []float32, lda int, m int, w *Packed, op kernels.Op, pool *Pool) {
+func (c *Backend) Gemm(dst []float32, ldc int, a []float32, lda int, m int, w *Packed, op kernels.Op, pool *Pool) {
 	n, k := w.n, w.k
 	if m < 0 || lda < k || ldc < n || m > 0 && (len(a) < (m-1)*lda+k || len(dst) < (m-1)*ldc+n) {
 		panic(fmt.Sprintf("infer: mat: product of %d×%d (lda %d, len %d) and (%d×%d)ᵀ into ldc %d, len %d", m, k, lda, len(a), n, k, ldc, len(dst)))
@@ -155,7 +155,7 @@ type quantBuf struct {
 	f []float32
 }
 
-func (c *CPU) getQuant(nb, nf int) *quantBuf {
+func (c *Backend) getQuant(nb, nf int) *quantBuf {
 	q, _ := c.quant.Get().(*quantBuf)
 	if q == nil {
 		q = new(quantBuf)

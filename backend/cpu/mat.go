@@ -12,69 +12,33 @@
 package cpu
 
 import (
-	"fmt"
+	"github.com/t5zoo/t5zoo/backend"
 	"sync"
 
 	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 )
 
-// DType is the storage type of packed weights.
-type DType uint8
+// DType is the storage type of packed weights (backend.DType).
+type DType = backend.DType
 
 // The packed weight types.
 const (
-	F32  DType = iota // float32
-	BF16              // bfloat16, widened exactly to float32 in the kernels
-	Int8              // symmetric int8 per output row (convert.QuantizeInt8's scheme), activations quantized per row
+	F32  = backend.F32
+	BF16 = backend.BF16
+	Int8 = backend.Int8
 )
 
-// String returns "f32", "bf16" or "int8".
-func (d DType) String() string {
-	switch d {
-	case F32:
-		return "f32"
-	case BF16:
-		return "bf16"
-	case Int8:
-		return "int8"
-	}
-	return fmt.Sprintf("DType(%d)", uint8(d))
-}
+// Source is a row-major rows×cols matrix to pack (backend.Source).
+type Source = backend.Source
 
-// Source is a row-major rows×cols matrix to pack (an HF weight: one row per output feature).
-type Source interface {
-	Dims() (rows, cols int)
-	// Float32 writes rows [r0, r0+len(dst)/cols) as float32 values into dst.
-	Float32(r0 int, dst []float32) error
-}
+// QuantizedSource is a Source stored as int8 rows with per-row scales (backend.QuantizedSource).
+type QuantizedSource = backend.QuantizedSource
 
-// QuantizedSource is a Source stored as int8 rows with one float32 scale per row (the
-// scheme of convert.QuantizeInt8); Int8 weights are packed from it unchanged.
-type QuantizedSource interface {
-	Source
-	// Int8 writes rows [r0, r0+len(scales)) into q (cols values each) and their scales.
-	Int8(r0 int, q []int8, scales []float32) error
-}
-
-// Backend computes the model's matrix products.
-type Backend interface {
-	// Prepare packs a weight for MulT. It is called once per weight at load time.
-	Prepare(src Source) (*Packed, error)
-	// MulT sets dst (m×r) = op(dst, a (m×c) · wᵀ) for a weight of r×c. It panics if the
-	// slices are too short for the dimensions.
-	MulT(dst, a []float32, m int, w *Packed, op kernels.Op)
-}
-
-var _ Backend = (*CPU)(nil)
-
-// Options configure NewCPU. The zero value packs float32 weights for the best kernel path
-// on all CPUs.
+// Options configure New. The zero value runs the generic kernels on GOMAXPROCS workers.
 type Options struct {
 	// Threads is the number of workers a product uses, the caller included; 0 means
 	// GOMAXPROCS.
 	Threads int
-	// DType is the type weights are packed in.
-	DType DType
 	// Kernels is the kernel path; the zero Set is the generic Go code.
 	Kernels kernels.Set
 	// SpinMicros is how long an idle worker spins waiting for the next product before it
@@ -86,41 +50,50 @@ type Options struct {
 // between the products of one decoder step, short enough not to hold a core between steps.
 const DefaultSpinMicros = 200
 
-// CPU is the Backend of package kernels. Its methods are safe for concurrent use; Close
-// releases the packed weights and stops the workers.
-type CPU struct {
-	k     kernels.Set
-	dt    DType
-	pool  *Pool
-	arena *arena
-	quant sync.Pool // *quantBuf, the scratch of int8 products
-	jobs  sync.Pool // *gemmJob, the parallel products' jobs
+// Backend is the CPU backend (backend.Backend) on the kernels of package kernels. Its
+// methods are safe for concurrent use; Close releases the packed weights and stops the
+// workers.
+type Backend struct {
+	k        kernels.Set
+	pool     *Pool
+	arena    *arena
+	quant    sync.Pool // *quantBuf, the scratch of int8 products
+	jobs     sync.Pool // *gemmJob, the parallel products' jobs
+	attnJobs sync.Pool // *attnJob
+	normJobs sync.Pool // *normJob
+	actJobs  sync.Pool // *actJob
+	attn     scratchList
 }
 
-// NewCPU returns a CPU backend with its own workers.
-func NewCPU(o Options) *CPU {
+var _ backend.Backend = (*Backend)(nil)
+
+// New returns a CPU backend with its own workers.
+func New(o Options) *Backend {
 	spin := o.SpinMicros
 	if spin == 0 {
 		spin = DefaultSpinMicros
 	}
-	return &CPU{k: o.Kernels, dt: o.DType, pool: NewPool(o.Threads, spin), arena: newArena()}
+	return &Backend{k: o.Kernels, pool: NewPool(o.Threads, spin), arena: newArena()}
 }
 
+// Name is the kernel path ("generic", "avx2" or "avx512").
+func (c *Backend) Name() string { return c.k.Path().String() }
+
+// Threads is the number of workers a product uses, the caller included.
+func (c *Backend) Threads() int { return c.pool.Threads() }
+
 // Kernels returns the kernel Set the backend runs.
-func (c *CPU) Kernels() kernels.Set { return c.k }
+func (c *Backend) Kernels() kernels.Set { return c.k }
 
-// DType returns the type weights are packed in.
-func (c *CPU) DType() DType { return c.dt }
-
-// Pool returns the backend's workers, for the model's other parallel loops.
-func (c *CPU) Pool() *Pool { return c.pool }
+// Pool returns the backend's workers.
+func (c *Backend) Pool() *Pool { return c.pool }
 
 // Close stops the workers and frees every packed weight; nothing prepared by c may be used
 // afterwards.
-func (c *CPU) Close() error {
+func (c *Backend) Close() error {
 	c.pool.Close()
 	return c.arena.free()
 }
 
-// Bytes reports the memory the packed weights occupy.
-func (c *CPU) Bytes() int64 { return c.arena.size() }
+// WeightBytes reports the memory the packed weights occupy.
+func (c *Backend) WeightBytes() int64 { return c.arena.size() }

@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/t5zoo/t5zoo/convert"
 	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
+	"github.com/t5zoo/t5zoo/convert"
 )
 
 // dense is a Source over a row-major slice.
@@ -78,9 +78,9 @@ func TestGemm(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, ks := range sets(t) {
 		for _, dt := range []DType{F32, BF16, Int8} {
-			cpus := map[int]*CPU{}
+			cpus := map[int]*Backend{}
 			for _, th := range []int{1, 3} {
-				c := NewCPU(Options{Threads: th, DType: dt, Kernels: ks})
+				c := New(Options{Threads: th, Kernels: ks})
 				t.Cleanup(func() { c.Close() })
 				cpus[th] = c
 			}
@@ -88,11 +88,11 @@ func TestGemm(t *testing.T) {
 				for _, n := range []int{1, 31, 33, 100} {
 					for _, k := range []int{1, 3, 5, 64, 257} {
 						w := randSlice(r, n*k)
-						pw, err := cpus[1].Prepare(dense{w, n, k})
+						pw, err := cpus[1].prepare(dense{w, n, k}, dt)
 						if err != nil {
 							t.Fatal(err)
 						}
-						pw3, _ := cpus[3].Prepare(dense{w, n, k})
+						pw3, _ := cpus[3].prepare(dense{w, n, k}, dt)
 						eff := effective(w, n, k, dt)
 						lda, ldc := k+2, n+3
 						a := randSlice(r, m*lda)
@@ -178,10 +178,10 @@ func TestPackRow(t *testing.T) {
 	w := randSlice(r, n*k)
 	q, s := convert.QuantizeInt8(w, n, k)
 	for _, dt := range []DType{F32, BF16, Int8} {
-		c := NewCPU(Options{DType: dt})
+		c := New(Options{})
 		defer c.Close()
 		for _, src := range []Source{dense{w, n, k}, quantized{dense{w, n, k}, q, s}} {
-			p, err := c.Prepare(src)
+			p, err := c.prepare(src, dt)
 			if err != nil {
 				t.Fatal(err)
 			}

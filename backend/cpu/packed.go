@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"unsafe"
 
-	"github.com/t5zoo/t5zoo/convert"
+	"github.com/t5zoo/t5zoo/backend"
 	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
+	"github.com/t5zoo/t5zoo/convert"
 )
 
 const panel = kernels.Panel
@@ -63,10 +64,24 @@ func (w *Packed) Row(j int, dst []float32) {
 	}
 }
 
-// Prepare packs src into c's dtype. Int8 weights come from a QuantizedSource unchanged, or
-// are quantized per row with convert.QuantizeInt8 (so they match a converted checkpoint).
-func (c *CPU) Prepare(src Source) (*Packed, error) {
-	return pack(src, c.dt, c.arena.alloc)
+// Prepare packs src in dt (backend.Backend). Int8 weights come from a QuantizedSource
+// unchanged, or are quantized per row with convert.QuantizeInt8 (so they match a converted
+// checkpoint).
+func (c *Backend) Prepare(src Source, dt DType) (backend.Weight, error) {
+	w, err := pack(src, dt, c.arena.alloc)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// Reload repacks w in place from src (backend.Backend): the weights of a model in training.
+func (c *Backend) Reload(w backend.Weight, src Source) error {
+	p := w.(*Packed)
+	if n, k := src.Dims(); n != p.n || k != p.k {
+		return fmt.Errorf("cpu: reload a %d×%d weight from a %d×%d source", p.n, p.k, n, k)
+	}
+	return p.fill(src)
 }
 
 // PackRows packs the n×k float32 weight W[j][kk] = rows[j][off+kk] (n = len(rows)) into buf,
@@ -106,6 +121,48 @@ func PackRowsT(buf []float32, rows [][]float32, off, n int) Packed {
 		for kk, row := range rows {
 			d := dst[kk*panel : (kk+1)*panel]
 			copy(d, row[off+p*panel:off+p*panel+cnt])
+			clear(d[cnt:])
+		}
+	}
+	return w
+}
+
+// PackStrided packs the n×k float32 weight W[j][kk] = a[j·lda+kk] into buf, which must hold
+// PackedLen(n, k) values; the encoder's attention packs its keys this way, straight from the
+// q/k/v product.
+func PackStrided(buf, a []float32, lda, n, k int) Packed {
+	w := Packed{dt: F32, n: n, k: k, panels: (n + panel - 1) / panel}
+	w.f32 = buf[:w.panels*k*panel]
+	for p := range w.panels {
+		dst := w.f32[p*k*panel : (p+1)*k*panel]
+		cnt := min(panel, n-p*panel)
+		for l := range cnt {
+			row := a[(p*panel+l)*lda:]
+			for kk, v := range row[:k] {
+				dst[kk*panel+l] = v
+			}
+		}
+		if cnt < panel {
+			for kk := range k {
+				clear(dst[kk*panel+cnt : (kk+1)*panel])
+			}
+		}
+	}
+	return w
+}
+
+// PackStridedT packs the n×k float32 weight W[j][kk] = a[kk·lda+j] (the k rows of a hold
+// Wᵀ) into buf, which must hold PackedLen(n, k) values; the encoder's attention packs its
+// values this way.
+func PackStridedT(buf, a []float32, lda, n, k int) Packed {
+	w := Packed{dt: F32, n: n, k: k, panels: (n + panel - 1) / panel}
+	w.f32 = buf[:w.panels*k*panel]
+	for p := range w.panels {
+		dst := w.f32[p*k*panel : (p+1)*k*panel]
+		cnt := min(panel, n-p*panel)
+		for kk := range k {
+			d := dst[kk*panel : (kk+1)*panel]
+			copy(d, a[kk*lda+p*panel:kk*lda+p*panel+cnt])
 			clear(d[cnt:])
 		}
 	}
@@ -156,13 +213,22 @@ func pack(src Source, dt DType, alloc func(int) ([]byte, error)) (*Packed, error
 	if allocErr != nil {
 		return nil, allocErr
 	}
+	if err := w.fill(src); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// fill writes src's values into w's panels (the padding stays zero).
+func (w *Packed) fill(src Source) error {
+	n, k, dt := w.n, w.k, w.dt
 	rows := make([]float32, panel*k)
 	switch dt {
 	case F32, BF16:
 		for p := range w.panels {
 			r := min(panel, n-p*panel)
 			if err := src.Float32(p*panel, rows[:r*k]); err != nil {
-				return nil, err
+				return err
 			}
 			for l := range r {
 				row := rows[l*k : (l+1)*k]
@@ -187,11 +253,11 @@ func pack(src Source, dt DType, alloc func(int) ([]byte, error)) (*Packed, error
 			scales := w.scale[p*panel : p*panel+r]
 			if quantized {
 				if err := qs.Int8(p*panel, q[:r*k], scales); err != nil {
-					return nil, err
+					return err
 				}
 			} else {
 				if err := src.Float32(p*panel, rows[:r*k]); err != nil {
-					return nil, err
+					return err
 				}
 				for l := range r {
 					ql, sl := convert.QuantizeInt8(rows[l*k:(l+1)*k], 1, k)
@@ -210,9 +276,9 @@ func pack(src Source, dt DType, alloc func(int) ([]byte, error)) (*Packed, error
 			}
 		}
 	default:
-		return nil, fmt.Errorf("infer: mat: unknown dtype %v", dt)
+		return fmt.Errorf("cpu: unknown dtype %v", dt)
 	}
-	return w, nil
+	return nil
 }
 
 func asF32(b []byte) []float32 {
@@ -227,3 +293,6 @@ func asI8(b []byte) []int8 {
 func asI32(b []byte) []int32 {
 	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/4)
 }
+
+// prepare is Prepare with the concrete result, for this package's tests.
+func (c *Backend) prepare(src Source, dt DType) (*Packed, error) { return pack(src, dt, c.arena.alloc) }

@@ -1,0 +1,377 @@
+package cpu
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/t5zoo/t5zoo/backend"
+	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
+)
+
+// crossKV is one input's cross-attention keys and values for one layer, packed per head
+// once (backend.KV): the keys as the weight of the score product (n × d_kv), the values as
+// that of the output product (d_kv × n).
+type crossKV struct {
+	n      int
+	kp, vp []Packed
+}
+
+// Len is the number of positions (backend.KV).
+func (kv *crossKV) Len() int { return kv.n }
+
+// CrossKV packs each span's keys and values per head, spans in parallel (backend.Backend).
+func (c *Backend) CrossKV(dst []backend.KV, kv backend.Tensor, spans []backend.Span, heads int) {
+	inner := kv.Cols / 2
+	if kv.Cols != 2*inner || heads <= 0 || inner%heads != 0 || len(dst) < len(spans) {
+		panic(fmt.Sprintf("cpu: cross keys and values of width %d for %d heads", kv.Cols, heads))
+	}
+	dkv, slab, ld := inner/heads, data(kv), kv.Stride
+	c.pool.For(len(spans), func(_, i int) {
+		sp := spans[i]
+		ks, vs := make([][]float32, sp.N), make([][]float32, sp.N)
+		for j := range sp.N {
+			row := slab[(sp.Off+j)*ld:]
+			ks[j], vs[j] = row[:inner], row[inner:2*inner]
+		}
+		lk, lv := PackedLen(sp.N, dkv), PackedLen(dkv, sp.N)
+		buf := make([]float32, heads*(lk+lv))
+		out := &crossKV{n: sp.N, kp: make([]Packed, heads), vp: make([]Packed, heads)}
+		for h := range heads {
+			out.kp[h] = PackRows(buf[h*(lk+lv):h*(lk+lv)+lk], ks, h*dkv, dkv)
+			out.vp[h] = PackRowsT(buf[h*(lk+lv)+lk:(h+1)*(lk+lv)], vs, h*dkv, dkv)
+		}
+		dst[i] = out
+	})
+}
+
+// selfKV is one layer of a decoder sequence's cache: a row of num_heads·d_kv values per
+// position (backend.KV). The rows live in the slabs of the passes that computed them and
+// are shared by forks, never rewritten.
+type selfKV struct{ keys, vals [][]float32 }
+
+// Len is the number of positions (backend.KV).
+func (kv *selfKV) Len() int { return len(kv.keys) }
+
+// tensorKV is keys and values read in place from the rows of a tensor (backend.KV).
+type tensorKV struct {
+	a     []float32 // row j at a[j·ld:]: keys [0, inner), values [inner, 2·inner)
+	ld, n int
+	inner int
+}
+
+// Len is the number of positions (backend.KV).
+func (kv *tensorKV) Len() int { return kv.n }
+
+// ViewKV reads keys and values in place (backend.Backend).
+func (c *Backend) ViewKV(kv backend.Tensor) backend.KV {
+	if kv.Cols%2 != 0 {
+		panic(fmt.Sprintf("cpu: keys and values of odd width %d", kv.Cols))
+	}
+	return &tensorKV{a: data(kv), ld: kv.Stride, n: kv.Rows, inner: kv.Cols / 2}
+}
+
+// cache is a decoder sequence's self-attention cache (backend.Cache).
+type cache struct {
+	inner  int
+	layers []selfKV
+	// slab holds the positions of the current pass, every layer's (Reserve): a sequence's
+	// memory is its own, so that a finished sequence's cache is garbage at once whatever
+	// other sequences shared its steps.
+	slab []float32
+	n    int // positions the slab holds per layer
+}
+
+// NewCache returns an empty cache (backend.Backend).
+func (c *Backend) NewCache(layers, heads, dkv int) backend.Cache {
+	return &cache{inner: heads * dkv, layers: make([]selfKV, layers)}
+}
+
+func (s *cache) Len() int {
+	if len(s.layers) == 0 {
+		return 0
+	}
+	return len(s.layers[0].keys)
+}
+
+func (s *cache) Layer(l int) backend.KV { return &s.layers[l] }
+
+func (s *cache) Reserve(n int) {
+	s.slab, s.n = make([]float32, len(s.layers)*n*2*s.inner), n
+}
+
+func (s *cache) Append(l int, kv backend.Tensor) {
+	inner := s.inner
+	if kv.Cols != 2*inner || kv.Rows != s.n {
+		panic(fmt.Sprintf("cpu: append %d×%d to a cache of width %d with room for %d", kv.Rows, kv.Cols, 2*inner, s.n))
+	}
+	src, n := data(kv), kv.Rows
+	dst := s.slab[l*n*2*inner : (l+1)*n*2*inner]
+	lay := &s.layers[l]
+	for j := range n {
+		row := dst[j*2*inner : (j+1)*2*inner : (j+1)*2*inner]
+		copy(row, src[j*kv.Stride:j*kv.Stride+2*inner])
+		lay.keys = append(lay.keys, row[:inner:inner])
+		lay.vals = append(lay.vals, row[inner:])
+	}
+}
+
+func (s *cache) Truncate(n int) {
+	for l := range s.layers {
+		lay := &s.layers[l]
+		lay.keys = lay.keys[:min(len(lay.keys), n)]
+		lay.vals = lay.vals[:min(len(lay.vals), n)]
+	}
+}
+
+func (s *cache) Fork() backend.Cache {
+	f := &cache{inner: s.inner, layers: make([]selfKV, len(s.layers))}
+	for l, lay := range s.layers {
+		f.layers[l] = selfKV{keys: slices.Clip(slices.Clone(lay.keys)), vals: slices.Clip(slices.Clone(lay.vals))}
+	}
+	return f
+}
+
+// attnScratch is one worker's attention scratch: a group's keys and values packed per head,
+// and a block of scores.
+type attnScratch struct {
+	k, v, scores []float32
+	kp, vp       Packed
+}
+
+// scratchList keeps the attention passes' scratch between calls (one set of per-worker
+// scratch a concurrent pass). Not a sync.Pool: that drops its contents at every other
+// collection, and reallocating a long pass's scratch is garbage that brings the next
+// collection sooner.
+type scratchList struct {
+	mu   sync.Mutex
+	free []*attnSet
+}
+
+// attnSet is the scratch of one attention pass: each worker's, and the groups resolved to
+// host memory.
+type attnSet struct {
+	workers []attnScratch
+	groups  []attnGroup
+}
+
+// maxFreeScratch bounds the scratch sets kept: a burst of concurrent passes leaves no more.
+const maxFreeScratch = 4
+
+func (l *scratchList) get(threads int) *attnSet {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.free); n > 0 {
+		s := l.free[n-1]
+		l.free[n-1] = nil
+		l.free = l.free[:n-1]
+		return s
+	}
+	return &attnSet{workers: make([]attnScratch, threads)}
+}
+
+func (l *scratchList) put(s *attnSet) {
+	clear(s.groups) // drop the references to the pass's tensors
+	s.groups = s.groups[:0]
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) < maxFreeScratch {
+		l.free = append(l.free, s)
+	}
+}
+
+// AttnScratchFloats is the float32 scratch one worker's attention needs for groups of up to
+// keys keys and d_kv dkv: what the memory model prices.
+func AttnScratchFloats(keys, dkv int) int {
+	return PackedLen(keys, dkv) + PackedLen(dkv, keys) + queryBlock*keys
+}
+
+// MaxFreeScratch is how many sets of per-worker attention scratch the backend keeps between
+// passes.
+const MaxFreeScratch = maxFreeScratch
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// queryBlock bounds the query rows whose scores are held at once.
+const queryBlock = 64
+
+// attnGroup is a backend.AttnGroup resolved to host memory.
+type attnGroup struct {
+	q, out     []float32
+	ldq, ldo   int
+	n, pos0    int
+	nk         int
+	keys, vals [][]float32 // self-attention
+	kvm        *tensorKV   // keys and values in place
+	kp, vp     []Packed    // cross-attention, per head
+	causal     bool
+	probs      []float32
+	ldp        int
+}
+
+// Attention is multi-head attention over every group (backend.Backend): per (group, head)
+// item on the workers, scores and outputs by kernel GEMMs over keys and values packed per
+// head (cross-attention's once, in CrossKV; self-attention's into the worker's scratch).
+func (c *Backend) Attention(groups []backend.AttnGroup, heads int, bias backend.Tensor) {
+	if len(groups) == 0 {
+		return
+	}
+	inner := groups[0].Q.Cols
+	if heads <= 0 || inner%heads != 0 {
+		panic(fmt.Sprintf("cpu: attention of width %d over %d heads", inner, heads))
+	}
+	dkv := inner / heads
+	set := c.attn.get(c.pool.Threads())
+	defer c.attn.put(set)
+	if cap(set.groups) < len(groups) {
+		set.groups = make([]attnGroup, len(groups))
+	}
+	gs := set.groups[:len(groups)]
+	work, keys := 0, 0
+	for i, g := range groups {
+		if g.Q.Cols != inner || g.Out.Cols != inner || g.Out.Rows != g.Q.Rows {
+			panic(fmt.Sprintf("cpu: attention group %d: q %d×%d, out %d×%d, width %d", i, g.Q.Rows, g.Q.Cols, g.Out.Rows, g.Out.Cols, inner))
+		}
+		r := attnGroup{q: data(g.Q), ldq: g.Q.Stride, out: data(g.Out), ldo: g.Out.Stride, n: g.Q.Rows, pos0: g.Pos0, causal: g.Causal}
+		switch kv := g.KV.(type) {
+		case *crossKV:
+			r.kp, r.vp, r.nk = kv.kp, kv.vp, kv.n
+		case *selfKV:
+			r.keys, r.vals, r.nk = kv.keys, kv.vals, len(kv.keys)
+		case *tensorKV:
+			r.kvm, r.nk = kv, kv.n
+		default:
+			panic(fmt.Sprintf("cpu: attention over keys of another backend (%T)", g.KV))
+		}
+		if !g.Probs.Empty() {
+			if g.Probs.Rows != heads*r.n || g.Probs.Cols != r.nk {
+				panic(fmt.Sprintf("cpu: attention probabilities %d×%d for %d heads × %d queries × %d keys", g.Probs.Rows, g.Probs.Cols, heads, r.n, r.nk))
+			}
+			r.probs, r.ldp = data(g.Probs), g.Probs.Stride
+		}
+		gs[i] = r
+		work += r.n * r.nk
+		keys = max(keys, r.nk)
+	}
+	var rel []float32
+	maxDist := 0
+	if !bias.Empty() {
+		if bias.Rows != heads || bias.Cols%2 != 1 || bias.Stride != bias.Cols {
+			panic(fmt.Sprintf("cpu: a position bias of %d×%d (stride %d) for %d heads", bias.Rows, bias.Cols, bias.Stride, heads))
+		}
+		rel, maxDist = data(bias), (bias.Cols-1)/2
+	}
+	sc := set.workers
+	// Size every worker's scratch for the longest group at once: growing it group by group
+	// would leave a trail of garbage the size of the pass.
+	for w := range sc {
+		s := &sc[w]
+		s.k = grow(s.k, PackedLen(keys, dkv))
+		s.v = grow(s.v, PackedLen(dkv, keys))
+		s.scores = grow(s.scores, queryBlock*keys)
+	}
+	job := attnJob{c: c, groups: gs, rel: rel, maxDist: maxDist, heads: heads, dkv: dkv, sc: sc}
+	items := len(gs) * heads
+	if work*dkv < 1<<14 || items == 1 {
+		for it := range items {
+			job.item(0, it)
+		}
+		return
+	}
+	DoRecycled(c.pool, &c.attnJobs, items, job)
+}
+
+// attnJob is one attention pass, cut into (group, head) items.
+type attnJob struct {
+	c          *Backend
+	groups     []attnGroup
+	rel        []float32
+	maxDist    int
+	heads, dkv int
+	sc         []attnScratch
+}
+
+// Item runs item it on worker w's scratch (Job).
+func (j *attnJob) Item(w, it int) { j.item(w, it) }
+
+func (j *attnJob) item(w, it int) {
+	c, dkv := j.c, j.dkv
+	g, h := &j.groups[it/j.heads], it%j.heads
+	s := &j.sc[w]
+	nk := g.nk
+	var kp, vp *Packed
+	switch {
+	case g.kp != nil:
+		kp, vp = &g.kp[h], &g.vp[h]
+	case g.kvm != nil:
+		s.k = grow(s.k, PackedLen(nk, dkv))
+		s.v = grow(s.v, PackedLen(dkv, nk))
+		kv := g.kvm
+		s.kp = PackStrided(s.k, kv.a[h*dkv:], kv.ld, nk, dkv)
+		s.vp = PackStridedT(s.v, kv.a[kv.inner+h*dkv:], kv.ld, dkv, nk)
+		kp, vp = &s.kp, &s.vp
+	default:
+		s.k = grow(s.k, PackedLen(nk, dkv))
+		s.v = grow(s.v, PackedLen(dkv, nk))
+		s.kp, s.vp = PackRows(s.k, g.keys, h*dkv, dkv), PackRowsT(s.v, g.vals, h*dkv, dkv)
+		kp, vp = &s.kp, &s.vp
+	}
+	var tbl []float32
+	if j.rel != nil {
+		tbl = j.rel[h*(2*j.maxDist+1) : (h+1)*(2*j.maxDist+1)]
+	}
+	for i0 := 0; i0 < g.n; i0 += queryBlock {
+		rows := min(queryBlock, g.n-i0)
+		s.scores = grow(s.scores, rows*nk)
+		scores := s.scores
+		c.Gemm(scores, nk, g.q[i0*g.ldq+h*dkv:], g.ldq, rows, kp, kernels.Store, nil)
+		for i := range rows {
+			row := scores[i*nk : (i+1)*nk]
+			pos := g.pos0 + i0 + i
+			valid := nk
+			if g.causal {
+				valid = min(nk, pos+1)
+			}
+			if tbl != nil {
+				j.addRelBias(row[:valid], tbl, pos)
+			}
+			c.softmax(row[:valid])
+			clear(row[valid:])
+			if g.probs != nil {
+				copy(g.probs[(h*g.n+i0+i)*g.ldp:], row)
+			}
+		}
+		c.Gemm(g.out[i0*g.ldo+h*dkv:], g.ldo, scores, nk, rows, vp, kernels.Store, nil)
+	}
+}
+
+// softmax normalises row in place: exp(x - max) / Σ.
+func (c *Backend) softmax(row []float32) {
+	mx := c.k.Max(row)
+	sum := c.k.ExpSum(row, row, mx)
+	c.k.Scale(row, float32(1/sum))
+}
+
+// addRelBias adds to the scores of keys 0..len(row)-1 for a query at position pos the bias of
+// their clamped relative position key - pos from tbl (index rel + maxDist).
+func (j *attnJob) addRelBias(row, tbl []float32, pos int) {
+	d := j.maxDist
+	n := len(row)
+	// Keys j < pos-d see tbl[0], keys j > pos+d see tbl[2d], the rest tbl[j-pos+d].
+	lo := min(n, max(0, pos-d))
+	hi := min(n, max(lo, pos+d+1))
+	for k := range lo {
+		row[k] += tbl[0]
+	}
+	if hi > lo {
+		j.c.k.Add(row[lo:hi], tbl[lo-pos+d:hi-pos+d])
+	}
+	for k := hi; k < n; k++ {
+		row[k] += tbl[2*d]
+	}
+}
