@@ -1,14 +1,25 @@
-// Package mat holds the engine's matrix products: weights packed once at load time into the
-// panel layout of package kernels (float32, bfloat16 or per-row int8), in memory outside the
-// Go heap, and a driver that runs the kernel tiles over an activations × weightᵀ product on a
-// pool of persistent workers.
+// Package cpu is the CPU backend (backend.Backend): weights packed once at load time into
+// the panel layout of package kernels (float32, bfloat16 or per-row int8), in memory outside
+// the Go heap; a driver that runs the kernel tiles over an activations × weightᵀ product on
+// a pool of persistent workers; attention built on the same tiles over keys and values
+// packed per head; RMS norm, softmax with the position bias, GELU and int8 quantization on
+// the vector kernels, the ReLU and the residual additions fused into the products' stores.
+// Its tensors are Go memory, so Download is a copy and Logits writes the caller's rows
+// directly.
 //
 // Every weight is used the way PyTorch's nn.Linear stores it: an out×in row-major matrix W,
-// applied as y = x·Wᵀ. The model computes nothing else with weights.
+// applied as y = x·Wᵀ.
 //
-// Determinism: each output element is one chain over the inner dimension in increasing order
-// (kernels.TileF32), whatever the number of rows m, the tiling or the number of workers, so
-// a row's result never depends on the other rows of the batch or on the thread count.
+// Determinism promise: each output element is one chain over the inner dimension in
+// increasing order (kernels.TileF32), whatever the number of rows, the tiling or the number
+// of workers, so a row's (and an attention group's) result never depends on the other rows
+// of the batch or on the thread count: batched and unbatched calls give the same bits. The
+// AVX2 and AVX-512 paths give the same bits as each other; the generic path rounds
+// differently (fused multiply-adds where the assembly has them, within 2 ulp elsewhere).
+//
+// A backward pass (fine-tuning) adds its operations beside these, on the same tiles: dX is a
+// product with the packed weight, dW a product of activations that a second packing of the
+// incoming gradient turns into the same kernel calls.
 package cpu
 
 import (

@@ -9,7 +9,18 @@ import (
 	"testing"
 
 	"github.com/t5zoo/t5zoo/backend"
+	"github.com/t5zoo/t5zoo/backend/backendtest"
 )
+
+// TestConformance runs the conformance suite: every operation against its float64
+// reference, and the determinism promise of the package doc.
+func TestConformance(t *testing.T) {
+	backendtest.Run(t, backendtest.Config{
+		New:     func(testing.TB, int) backend.Backend { return New() },
+		Promise: backendtest.BitIdenticalBatching,
+		DTypes:  []backend.DType{backend.F32, backend.BF16, backend.Int8},
+	})
+}
 
 // matrix is a row-major Source.
 type matrix struct {

@@ -65,7 +65,7 @@ if [ "${KERNELS:-1}" = 1 ]; then
 	# FMA peak, read bandwidth, SGEMM on the two reference shapes, decode GEMV from RAM.
 	echo "kernels" >&2
 	n=$(quiet)
-	go test -run '^$' -bench '^BenchmarkGoals$' -count "$repeat" ./infer/internal/mat/ | "$py" -c 'import json, re, sys
+	go test -run '^$' -bench '^BenchmarkGoals$' -count "$repeat" ./backend/cpu/ | "$py" -c 'import json, re, sys
 for line in sys.stdin:
     m = re.match(r"BenchmarkGoals/(\S+?)-\d+\s+\d+\s+\S+ ns/op\s+(.*)", line)
     if m:
