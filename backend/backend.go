@@ -201,8 +201,8 @@ type Cache interface {
 	// Reserve makes room for n more positions in every layer; the Appends of one decoder
 	// pass follow it.
 	Reserve(n int)
-	// Append adds the rows of kv to layer l: each row is a position's keys (the first half of
-	// its columns) then its values (the second half).
+	// Append copies the rows of kv to layer l: each row is a position's keys (the first half
+	// of its columns) then its values (the second half).
 	Append(l int, kv Tensor)
 	// Truncate drops the positions from n on in every layer (the undo of a failed pass).
 	Truncate(n int)
@@ -255,7 +255,7 @@ type Backend interface {
 	// Reload rewrites w in place from src, which must have w's dimensions: the weights of a
 	// model being trained change every step.
 	Reload(w Weight, src Source) error
-	// WeightBytes is the memory all prepared weights occupy.
+	// WeightBytes is the memory all prepared weights occupy: the sum of their Bytes.
 	WeightBytes() int64
 
 	// Embed sets row i of dst to row ids[i] of table (float32; q·scale for int8).
@@ -273,7 +273,8 @@ type Backend interface {
 
 	// CrossKV returns, for each span of kv, that input's keys and values as one layer's KV:
 	// row r of kv holds a position's num_heads·d_kv keys then as many values. They are
-	// arranged once here for every decoder step that reads them.
+	// arranged (copied) once here for every decoder step that reads them: kv may be reused
+	// afterwards.
 	CrossKV(dst []KV, kv Tensor, spans []Span, heads int)
 	// ViewKV returns the keys and values in the rows of kv (each a position's num_heads·d_kv
 	// keys then as many values), read in place: valid while kv holds them. The encoder's

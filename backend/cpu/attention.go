@@ -259,12 +259,12 @@ func (c *Backend) Attention(groups []backend.AttnGroup, heads int, bias backend.
 		keys = max(keys, r.nk)
 	}
 	var rel []float32
-	maxDist := 0
+	maxDist, relStride := 0, 0
 	if !bias.Empty() {
-		if bias.Rows != heads || bias.Cols%2 != 1 || bias.Stride != bias.Cols {
-			panic(fmt.Sprintf("cpu: a position bias of %d×%d (stride %d) for %d heads", bias.Rows, bias.Cols, bias.Stride, heads))
+		if bias.Rows != heads || bias.Cols%2 != 1 {
+			panic(fmt.Sprintf("cpu: a position bias of %d×%d for %d heads", bias.Rows, bias.Cols, heads))
 		}
-		rel, maxDist = data(bias), (bias.Cols-1)/2
+		rel, maxDist, relStride = data(bias), (bias.Cols-1)/2, bias.Stride
 	}
 	sc := set.workers
 	// Size every worker's scratch for the longest group at once: growing it group by group
@@ -275,7 +275,7 @@ func (c *Backend) Attention(groups []backend.AttnGroup, heads int, bias backend.
 		s.v = grow(s.v, PackedLen(dkv, keys))
 		s.scores = grow(s.scores, queryBlock*keys)
 	}
-	job := attnJob{c: c, groups: gs, rel: rel, maxDist: maxDist, heads: heads, dkv: dkv, sc: sc}
+	job := attnJob{c: c, groups: gs, rel: rel, relStride: relStride, maxDist: maxDist, heads: heads, dkv: dkv, sc: sc}
 	items := len(gs) * heads
 	if work*dkv < 1<<14 || items == 1 {
 		for it := range items {
@@ -291,6 +291,7 @@ type attnJob struct {
 	c          *Backend
 	groups     []attnGroup
 	rel        []float32
+	relStride  int // head h's table at rel[h·relStride:]
 	maxDist    int
 	heads, dkv int
 	sc         []attnScratch
@@ -323,7 +324,7 @@ func (j *attnJob) item(w, it int) {
 	}
 	var tbl []float32
 	if j.rel != nil {
-		tbl = j.rel[h*(2*j.maxDist+1) : (h+1)*(2*j.maxDist+1)]
+		tbl = j.rel[h*j.relStride : h*j.relStride+2*j.maxDist+1]
 	}
 	for i0 := 0; i0 < g.n; i0 += queryBlock {
 		rows := min(queryBlock, g.n-i0)
