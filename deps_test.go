@@ -93,34 +93,17 @@ func TestDependencyDirection(t *testing.T) {
 	}
 }
 
-// TestEvaluateLayers holds the evaluation packages to their layering: the metrics are pure
-// functions, the tasks know the metrics and nothing of models, and the report reads results
-// without the engine.
-func TestEvaluateLayers(t *testing.T) {
-	for pkg, ok := range map[string][]string{
-		"evaluate/metric": {},
-		"evaluate/task":   {"evaluate/metric"},
-		"evaluate/report": {"evaluate", "evaluate/task", "evaluate/metric", "catalog"},
-	} {
-		p, err := build.ImportDir(pkg, 0)
-		if err != nil {
-			t.Fatalf("%s: %v", pkg, err)
-		}
-		for _, imp := range p.Imports {
-			rel, in := strings.CutPrefix(imp, module+"/")
-			if in && !slices.Contains(ok, rel) {
-				t.Errorf("%s imports %s: it may import only %v", pkg, imp, ok)
-			}
-		}
-	}
-}
-
-// TestBackendLayers holds the seam to its shape: the interface knows nothing in the module,
+// TestLayers holds packages within a top-level folder to their layering. Evaluation: the
+// metrics are pure functions, the tasks know the metrics and nothing of models, the report
+// reads results without the engine. The seam: the interface knows nothing in the module,
 // each backend knows the interface (and its own kernels) but no other backend, the
 // conformance suite knows only the interface, and the model definition knows backends only
 // through the interface.
-func TestBackendLayers(t *testing.T) {
+func TestLayers(t *testing.T) {
 	for pkg, ok := range map[string][]string{
+		"evaluate/metric":     {},
+		"evaluate/task":       {"evaluate/metric"},
+		"evaluate/report":     {"evaluate", "evaluate/task", "evaluate/metric", "catalog"},
 		"backend":             {},
 		"backend/cpu":         {"backend", "backend/cpu/kernels", "convert"},
 		"backend/cpu/kernels": {},

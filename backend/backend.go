@@ -52,6 +52,7 @@ package backend
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // ErrNoMemory is wrapped by the errors of an allocation the system refused.
@@ -168,6 +169,36 @@ const (
 	ActGELU                       // "gelu": 0.5·x·(1 + erf(x/√2))
 	ActSiLU                       // "silu": x / (1 + exp(-x))
 )
+
+// Func returns the activation's definition as a float32 function: evaluated in float64 as
+// HF's ACT2FN writes it ("gelu" the exact erf form), with explicit roundings so that no
+// compiler fuses them, rounded once to float32. Backends with vector kernels for an
+// activation (the CPU's gelu_new) are held to it by the conformance suite.
+func (a Activation) Func() func(float32) float32 {
+	switch a {
+	case ActReLU:
+		return func(x float32) float32 { return max(x, 0) }
+	case ActGELUTanh:
+		// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), HF NewGELUActivation.
+		c := math.Sqrt(2 / math.Pi)
+		return func(x float32) float32 {
+			v := float64(x)
+			u := float64(c * float64(v+float64(0.044715*v*v*v)))
+			return float32(0.5 * v * float64(1+math.Tanh(u)))
+		}
+	case ActGELU:
+		return func(x float32) float32 {
+			v := float64(x)
+			return float32(0.5 * v * float64(1+math.Erf(v/math.Sqrt2)))
+		}
+	case ActSiLU:
+		return func(x float32) float32 {
+			v := float64(x)
+			return float32(v / float64(1+math.Exp(-v)))
+		}
+	}
+	panic(fmt.Sprintf("backend: unknown activation %d", a))
+}
 
 // ParseActivation maps HF's activation name to an Activation.
 func ParseActivation(name string) (Activation, error) {

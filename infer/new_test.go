@@ -50,13 +50,12 @@ func TestNewMatchesLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer loaded.Close()
+			cols := make(map[string]int)
+			for _, tn := range spec.shape.Tensors() {
+				cols[tn.Name] = tn.Shape[len(tn.Shape)-1]
+			}
 			fill := func(name string, row0 int, dst []float32) error {
-				v := ts[name]
-				cols := len(v)
-				if shape := tensorSpec(spec.shape)[name]; len(shape) == 2 {
-					cols = shape[1]
-				}
-				copy(dst, v[row0*cols:])
+				copy(dst, ts[name][row0*cols[name]:])
 				return nil
 			}
 			built, err := New(t.Context(), spec.shape, fill, testOptions(t, LoadOptions{DType: dt}))

@@ -4,17 +4,16 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/t5zoo/t5zoo/backend/cpu/kernels"
 	"github.com/t5zoo/t5zoo/catalog"
+	"github.com/t5zoo/t5zoo/convert"
 	"github.com/t5zoo/t5zoo/convert/safetensors"
 )
 
@@ -73,76 +72,17 @@ func smallShape() catalog.Shape {
 	return s
 }
 
-// tensorSpec lists the tensors HF stores for s, with their shapes.
-func tensorSpec(s catalog.Shape) map[string][]int {
-	d, inner, ff := s.DModel, s.InnerDim(), s.DFF
-	out := map[string][]int{"shared.weight": {s.VocabSize, d}}
-	if !s.TieWordEmbeddings {
-		out["lm_head.weight"] = []int{s.VocabSize, d}
-	}
-	ffn := func(p string) {
-		if s.Gated() {
-			out[p+"DenseReluDense.wi_0.weight"] = []int{ff, d}
-			out[p+"DenseReluDense.wi_1.weight"] = []int{ff, d}
-		} else {
-			out[p+"DenseReluDense.wi.weight"] = []int{ff, d}
-		}
-		out[p+"DenseReluDense.wo.weight"] = []int{d, ff}
-		out[p+"layer_norm.weight"] = []int{d}
-	}
-	attn := func(p string) {
-		for _, n := range []string{"q", "k", "v"} {
-			out[p+n+".weight"] = []int{inner, d}
-		}
-		out[p+"o.weight"] = []int{d, inner}
-	}
-	for stack, n := range map[string]int{"encoder": s.NumLayers, "decoder": s.NumDecoderLayers} {
-		for i := range n {
-			p := fmt.Sprintf("%s.block.%d.layer.", stack, i)
-			attn(p + "0.SelfAttention.")
-			out[p+"0.layer_norm.weight"] = []int{d}
-			if i == 0 {
-				out[p+"0.SelfAttention.relative_attention_bias.weight"] = []int{s.RelativeAttentionNumBuckets, s.NumHeads}
-			}
-			if stack == "encoder" {
-				ffn(p + "1.")
-			} else {
-				attn(p + "1.EncDecAttention.")
-				out[p+"1.layer_norm.weight"] = []int{d}
-				ffn(p + "2.")
-			}
-		}
-		out[stack+".final_layer_norm.weight"] = []int{d}
-	}
-	return out
-}
-
-// randomTensors draws weights at T5-like scales: N(0, 1/fan_in) for projections, N(0, 1)
-// embeddings, layer norms in [0.5, 1.5), position biases N(0, 0.5²).
+// randomTensors draws the weights of spec.shape (every tensor of shape.Tensors()) as
+// convert.RandomWeights draws them: HF's initialisation, the same weights every run.
 func randomTensors(spec randomSpec, seed uint64) map[string][]float32 {
-	r := rand.New(rand.NewPCG(seed, 7))
+	fill := convert.RandomWeights(spec.shape, seed)
 	out := make(map[string][]float32)
-	specs := tensorSpec(spec.shape)
-	for _, name := range slices.Sorted(maps.Keys(specs)) { // a fixed order: the same weights every run
-		shape := specs[name]
-		n := 1
-		for _, d := range shape {
-			n *= d
+	for _, tn := range spec.shape.Tensors() {
+		v := make([]float32, tn.Elements())
+		if err := fill(tn.Name, 0, v); err != nil {
+			panic(err) // a tensor of the shape's own list: a bug in RandomWeights
 		}
-		v := make([]float32, n)
-		for i := range v {
-			switch {
-			case len(shape) == 1:
-				v[i] = float32(0.5 + r.Float64())
-			case name == "shared.weight" || name == "lm_head.weight":
-				v[i] = float32(r.NormFloat64())
-			case len(name) > 30 && name[len(name)-30:] == "relative_attention_bias.weight":
-				v[i] = float32(0.5 * r.NormFloat64())
-			default:
-				v[i] = float32(r.NormFloat64() / math.Sqrt(float64(shape[1])))
-			}
-		}
-		out[name] = v
+		out[tn.Name] = v
 	}
 	if spec.zeroEOS {
 		head := "shared.weight"
@@ -217,7 +157,10 @@ func writeModel(t testing.TB, spec randomSpec, tensors map[string][]float32) str
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	shapes := tensorSpec(spec.shape)
+	shapes := make(map[string][]int)
+	for _, tn := range spec.shape.Tensors() {
+		shapes[tn.Name] = tn.Shape
+	}
 	dtype := spec.dtype
 	if dtype == "" {
 		dtype = safetensors.F32

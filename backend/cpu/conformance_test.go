@@ -29,7 +29,9 @@ func TestConformance(t *testing.T) {
 				t.Skipf("%s: %v", p, err)
 			}
 			backendtest.Run(t, backendtest.Config{
-				New:     func(_ testing.TB, threads int) backend.Backend { return cpu.New(cpu.Options{Threads: threads, Kernels: ks}) },
+				New: func(_ testing.TB, threads int) backend.Backend {
+					return cpu.New(cpu.Options{Threads: threads, Kernels: ks})
+				},
 				Promise: backendtest.BitIdenticalBatching,
 			})
 		})

@@ -214,37 +214,11 @@ func (j *actJob) run(a, b []float32) {
 		j.c.k.GELUTanh(a, b)
 		return
 	}
-	f := activation(j.act)
+	f := j.act.Func()
 	for i, x := range a {
 		a[i] = f(x)
 		if b != nil {
 			a[i] *= b[i]
 		}
 	}
-}
-
-// activation is the scalar form of act, HF's ACT2FN ("gelu" the exact erf form); the
-// float64 arithmetic is rounded once to float32.
-func activation(act backend.Activation) func(float32) float32 {
-	switch act {
-	case backend.ActReLU:
-		return func(x float32) float32 { return max(x, 0) }
-	case backend.ActGELUTanh:
-		c := math.Sqrt(2 / math.Pi)
-		return func(x float32) float32 {
-			v := float64(x)
-			return float32(0.5 * v * (1 + math.Tanh(c*(v+0.044715*v*v*v))))
-		}
-	case backend.ActGELU:
-		return func(x float32) float32 {
-			v := float64(x)
-			return float32(0.5 * v * (1 + math.Erf(v/math.Sqrt2)))
-		}
-	case backend.ActSiLU:
-		return func(x float32) float32 {
-			v := float64(x)
-			return float32(v / (1 + math.Exp(-v)))
-		}
-	}
-	panic(fmt.Sprintf("cpu: unknown activation %d", act))
 }

@@ -177,7 +177,7 @@ func (b *Backend) Activate(a, g backend.Tensor, act backend.Activation) {
 	if gated && (g.Rows != a.Rows || g.Cols != a.Cols) {
 		panic(fmt.Sprintf("plain: Activate: a %d×%d, b %d×%d", a.Rows, a.Cols, g.Rows, g.Cols))
 	}
-	f := activation(act)
+	f := act.Func()
 	sameOrDisjoint("Activate", "a", "b", a, g)
 	for i := range a.Rows {
 		ar := row(a, i)
@@ -193,34 +193,6 @@ func (b *Backend) Activate(a, g backend.Tensor, act backend.Activation) {
 			ar[j] = y
 		}
 	}
-}
-
-// activation returns act as a float32 function, each evaluated as infer's activation()
-// writes it, with explicit roundings so that nothing is fused.
-func activation(act backend.Activation) func(float32) float32 {
-	switch act {
-	case backend.ActReLU:
-		return func(x float32) float32 { return max(x, 0) }
-	case backend.ActGELUTanh:
-		// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), HF NewGELUActivation.
-		c := math.Sqrt(2 / math.Pi)
-		return func(x float32) float32 {
-			v := float64(x)
-			u := float64(c * float64(v+float64(0.044715*v*v*v)))
-			return float32(0.5 * v * float64(1+math.Tanh(u)))
-		}
-	case backend.ActGELU:
-		return func(x float32) float32 {
-			v := float64(x)
-			return float32(0.5 * v * float64(1+math.Erf(v/math.Sqrt2)))
-		}
-	case backend.ActSiLU:
-		return func(x float32) float32 {
-			v := float64(x)
-			return float32(v / float64(1+math.Exp(-v)))
-		}
-	}
-	panic(fmt.Sprintf("plain: Activate: unknown activation %d", act))
 }
 
 // Scale sets x = float32(s·x).

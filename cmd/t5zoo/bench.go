@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
-	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -22,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/t5zoo/t5zoo/catalog"
+	"github.com/t5zoo/t5zoo/convert"
 	"github.com/t5zoo/t5zoo/infer"
 )
 
@@ -34,6 +33,7 @@ type benchFlags struct {
 	dtype     string
 	threads   int
 	kernels   string
+	backend   string
 	repeat    int
 	seed      uint64
 	readMiB   int
@@ -78,7 +78,8 @@ and the decode are measured at each.`,
 	fl.IntVar(&f.newTokens, "new-tokens", 32, "tokens to generate")
 	fl.StringVar(&f.dtype, "dtype", "f32", "weight type: f32, bf16 or int8")
 	fl.IntVar(&f.threads, "threads", 0, "worker threads (also GOMAXPROCS); 0 means the CPUs available")
-	fl.StringVar(&f.kernels, "kernels", "", "kernel path: generic, avx2 or avx512 (default: the fastest this CPU runs)")
+	fl.StringVar(&f.backend, "backend", "cpu", "backend: cpu, or plain (the pure-Go reference backend: slow, for checking numerics)")
+	fl.StringVar(&f.kernels, "kernels", "", "the CPU backend's kernel path: generic, avx2 or avx512 (default: the fastest this CPU runs)")
 	fl.IntVar(&f.repeat, "repeat", 5, "timed runs per measurement (the median is reported)")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the random weights and inputs")
 	fl.IntVar(&f.readMiB, "read-mib", 512, "buffer size for the read-bandwidth measurement, MiB")
@@ -176,49 +177,14 @@ func runBench(ctx context.Context, w io.Writer, f benchFlags) error {
 	return writeBenchTable(w, results)
 }
 
-// randomFill draws weights at T5-like scales, uniform with the variance of HF's
-// initialisation: std 1/√fan_in for projections, 1 for the embedding and LM head, layer
-// norms in [0.5, 1.5), position biases of std 0.5. Row blocks are deterministic in the seed,
-// the tensor name and the first row.
-func randomFill(s catalog.Shape, seed uint64) infer.FillFunc {
-	cols := map[string]int{}
-	for _, t := range s.Tensors() {
-		cols[t.Name] = t.Shape[len(t.Shape)-1]
-	}
-	return func(name string, row0 int, dst []float32) error {
-		h := fnv.New64a()
-		h.Write([]byte(name))
-		r := rand.New(rand.NewPCG(seed^h.Sum64(), uint64(row0)))
-		var std float64
-		switch {
-		case strings.HasSuffix(name, "layer_norm.weight"):
-			for i := range dst {
-				dst[i] = float32(0.5 + r.Float64())
-			}
-			return nil
-		case name == "shared.weight" || name == "lm_head.weight":
-			std = 1
-		case strings.HasSuffix(name, "relative_attention_bias.weight"):
-			std = 0.5
-		default:
-			std = 1 / math.Sqrt(float64(cols[name]))
-		}
-		a := std * math.Sqrt(3)
-		for i := range dst {
-			dst[i] = float32((2*r.Float64() - 1) * a)
-		}
-		return nil
-	}
-}
-
 func benchShape(ctx context.Context, e catalog.Entry, dt catalog.DType, f benchFlags, mach infer.Machine) ([]benchResult, error) {
 	s := e.Shape()
 	resetPeakRSS()
 	base := residentBytes()
 	baseAnon := procStatus("RssAnon:")
 	t0 := time.Now()
-	m, err := infer.New(ctx, s, randomFill(s, f.seed), infer.LoadOptions{
-		Threads: f.threads, DType: dt, Kernels: f.kernels, MaxTokens: max(infer.DefaultMaxTokens, f.inputLen, f.newTokens+1),
+	m, err := infer.New(ctx, s, convert.RandomWeights(s, f.seed), infer.LoadOptions{
+		Threads: f.threads, DType: dt, Backend: f.backend, Kernels: f.kernels, MaxTokens: max(infer.DefaultMaxTokens, f.inputLen, f.newTokens+1),
 	})
 	if err != nil {
 		return nil, err
