@@ -201,13 +201,15 @@ func (m *Model) encBytes(n int) int64 {
 	return int64(n)*int64(m.dModel)*4 + 8*int64(n) + int64(int(m.nDec))*int64(m.heads)*per
 }
 
-// seqBytes bounds what one decoder sequence of up to p positions holds: the keys and values
-// of every layer (2·inner float32 a position), the position indexes (which grow by doubling)
-// and its ids.
+// seqBytes bounds what one decoder sequence of up to p positions holds: every layer's keys
+// and values packed as the CPU backend grows them (room doubling from 32 positions, values
+// padded to 32 of d_kv), the layers' headers and its ids (which grow by doubling). The
+// buffers are priced with the rounding of Go's size classes (at most 1/8 of a small
+// allocation; large ones are whole pages).
 func (m *Model) seqBytes(p int) int64 {
-	pp := int64(p)
-	perLayer := pp*2*int64(m.inner)*4 + 2*2*pp*sliceHeader
-	return int64(int(m.nDec))*perLayer + 2*8*pp
+	kv := cpu.KVBytes(m.heads, m.dkv, cpu.KVCap(p))
+	perLayer := kv + kv/8 + 2<<10 + 256
+	return int64(m.nDec)*perLayer + 2*8*int64(p)
 }
 
 // GenerateBytes is the most memory one input of inputLen tokens holds while it decodes with

@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/t5zoo/t5zoo/backend"
@@ -45,14 +44,6 @@ func (c *Backend) CrossKV(dst []backend.KV, kv backend.Tensor, spans []backend.S
 	})
 }
 
-// selfKV is one layer of a decoder sequence's cache: a row of num_heads·d_kv values per
-// position (backend.KV). The rows live in the slabs of the passes that computed them and
-// are shared by forks, never rewritten.
-type selfKV struct{ keys, vals [][]float32 }
-
-// Len is the number of positions (backend.KV).
-func (kv *selfKV) Len() int { return len(kv.keys) }
-
 // tensorKV is keys and values read in place from the rows of a tensor (backend.KV).
 type tensorKV struct {
 	a     []float32 // row j at a[j·ld:]: keys [0, inner), values [inner, 2·inner)
@@ -69,67 +60,6 @@ func (c *Backend) ViewKV(kv backend.Tensor) backend.KV {
 		panic(fmt.Sprintf("cpu: keys and values of odd width %d", kv.Cols))
 	}
 	return &tensorKV{a: data(kv), ld: kv.Stride, n: kv.Rows, inner: kv.Cols / 2}
-}
-
-// cache is a decoder sequence's self-attention cache (backend.Cache).
-type cache struct {
-	inner  int
-	layers []selfKV
-	// slab holds the positions of the current pass, every layer's (Reserve): a sequence's
-	// memory is its own, so that a finished sequence's cache is garbage at once whatever
-	// other sequences shared its steps.
-	slab []float32
-	n    int // positions the slab holds per layer
-}
-
-// NewCache returns an empty cache (backend.Backend).
-func (c *Backend) NewCache(layers, heads, dkv int) backend.Cache {
-	return &cache{inner: heads * dkv, layers: make([]selfKV, layers)}
-}
-
-func (s *cache) Len() int {
-	if len(s.layers) == 0 {
-		return 0
-	}
-	return len(s.layers[0].keys)
-}
-
-func (s *cache) Layer(l int) backend.KV { return &s.layers[l] }
-
-func (s *cache) Reserve(n int) {
-	s.slab, s.n = make([]float32, len(s.layers)*n*2*s.inner), n
-}
-
-func (s *cache) Append(l int, kv backend.Tensor) {
-	inner := s.inner
-	if kv.Cols != 2*inner || kv.Rows != s.n {
-		panic(fmt.Sprintf("cpu: append %d×%d to a cache of width %d with room for %d", kv.Rows, kv.Cols, 2*inner, s.n))
-	}
-	src, n := data(kv), kv.Rows
-	dst := s.slab[l*n*2*inner : (l+1)*n*2*inner]
-	lay := &s.layers[l]
-	for j := range n {
-		row := dst[j*2*inner : (j+1)*2*inner : (j+1)*2*inner]
-		copy(row, src[j*kv.Stride:j*kv.Stride+2*inner])
-		lay.keys = append(lay.keys, row[:inner:inner])
-		lay.vals = append(lay.vals, row[inner:])
-	}
-}
-
-func (s *cache) Truncate(n int) {
-	for l := range s.layers {
-		lay := &s.layers[l]
-		lay.keys = lay.keys[:min(len(lay.keys), n)]
-		lay.vals = lay.vals[:min(len(lay.vals), n)]
-	}
-}
-
-func (s *cache) Fork() backend.Cache {
-	f := &cache{inner: s.inner, layers: make([]selfKV, len(s.layers))}
-	for l, lay := range s.layers {
-		f.layers[l] = selfKV{keys: slices.Clip(slices.Clone(lay.keys)), vals: slices.Clip(slices.Clone(lay.vals))}
-	}
-	return f
 }
 
 // attnScratch is one worker's attention scratch: a group's keys and values packed per head,
@@ -202,16 +132,16 @@ const queryBlock = 64
 
 // attnGroup is a backend.AttnGroup resolved to host memory.
 type attnGroup struct {
-	q, out     []float32
-	ldq, ldo   int
-	n, pos0    int
-	nk         int
-	keys, vals [][]float32 // self-attention
-	kvm        *tensorKV   // keys and values in place
-	kp, vp     []Packed    // cross-attention, per head
-	causal     bool
-	probs      []float32
-	ldp        int
+	q, out   []float32
+	ldq, ldo int
+	n, pos0  int
+	nk       int
+	self     *kvBuf    // self-attention, packed as it grew
+	kvm      *tensorKV // keys and values in place
+	kp, vp   []Packed  // cross-attention, per head
+	causal   bool
+	probs    []float32
+	ldp      int
 }
 
 // Attention is multi-head attention over every group (backend.Backend): per (group, head)
@@ -232,7 +162,7 @@ func (c *Backend) Attention(groups []backend.AttnGroup, heads int, bias backend.
 		set.groups = make([]attnGroup, len(groups))
 	}
 	gs := set.groups[:len(groups)]
-	work, keys := 0, 0
+	work, keys, packed := 0, 0, 0 // packed: the most keys a worker packs (read-in-place groups)
 	for i, g := range groups {
 		if g.Q.Cols != inner || g.Out.Cols != inner || g.Out.Rows != g.Q.Rows {
 			panic(fmt.Sprintf("cpu: attention group %d: q %d×%d, out %d×%d, width %d", i, g.Q.Rows, g.Q.Cols, g.Out.Rows, g.Out.Cols, inner))
@@ -242,9 +172,10 @@ func (c *Backend) Attention(groups []backend.AttnGroup, heads int, bias backend.
 		case *crossKV:
 			r.kp, r.vp, r.nk = kv.kp, kv.vp, kv.n
 		case *selfKV:
-			r.keys, r.vals, r.nk = kv.keys, kv.vals, len(kv.keys)
+			r.self, r.nk = kv.buf, kv.n
 		case *tensorKV:
 			r.kvm, r.nk = kv, kv.n
+			packed = max(packed, kv.n)
 		default:
 			panic(fmt.Sprintf("cpu: attention over keys of another backend (%T)", g.KV))
 		}
@@ -271,8 +202,10 @@ func (c *Backend) Attention(groups []backend.AttnGroup, heads int, bias backend.
 	// would leave a trail of garbage the size of the pass.
 	for w := range sc {
 		s := &sc[w]
-		s.k = grow(s.k, PackedLen(keys, dkv))
-		s.v = grow(s.v, PackedLen(dkv, keys))
+		if packed > 0 {
+			s.k = grow(s.k, PackedLen(packed, dkv))
+			s.v = grow(s.v, PackedLen(dkv, packed))
+		}
 		s.scores = grow(s.scores, queryBlock*keys)
 	}
 	job := attnJob{c: c, groups: gs, rel: rel, relStride: relStride, maxDist: maxDist, heads: heads, dkv: dkv, sc: sc}
@@ -309,17 +242,15 @@ func (j *attnJob) item(w, it int) {
 	switch {
 	case g.kp != nil:
 		kp, vp = &g.kp[h], &g.vp[h]
+	case g.self != nil:
+		s.kp = g.self.keys(h, nk)
+		kp = &s.kp
 	case g.kvm != nil:
 		s.k = grow(s.k, PackedLen(nk, dkv))
 		s.v = grow(s.v, PackedLen(dkv, nk))
 		kv := g.kvm
 		s.kp = PackStrided(s.k, kv.a[h*dkv:], kv.ld, nk, dkv)
 		s.vp = PackStridedT(s.v, kv.a[kv.inner+h*dkv:], kv.ld, dkv, nk)
-		kp, vp = &s.kp, &s.vp
-	default:
-		s.k = grow(s.k, PackedLen(nk, dkv))
-		s.v = grow(s.v, PackedLen(dkv, nk))
-		s.kp, s.vp = PackRows(s.k, g.keys, h*dkv, dkv), PackRowsT(s.v, g.vals, h*dkv, dkv)
 		kp, vp = &s.kp, &s.vp
 	}
 	var tbl []float32
@@ -347,7 +278,15 @@ func (j *attnJob) item(w, it int) {
 				copy(g.probs[(h*g.n+i0+i)*g.ldp:], row)
 			}
 		}
-		c.Gemm(g.out[i0*g.ldo+h*dkv:], g.ldo, scores, nk, rows, vp, kernels.Store, nil)
+		if g.self == nil {
+			c.Gemm(g.out[i0*g.ldo+h*dkv:], g.ldo, scores, nk, rows, vp, kernels.Store, nil)
+			continue
+		}
+		// The values grow in panels of 32 of d_kv, each its own weight.
+		for q := range g.self.vp {
+			s.vp = g.self.vals(h, q, nk)
+			c.Gemm(g.out[i0*g.ldo+h*dkv+q*panel:], g.ldo, scores, nk, rows, &s.vp, kernels.Store, nil)
+		}
 	}
 }
 
