@@ -201,15 +201,24 @@ func (m *Model) encBytes(n int) int64 {
 	return int64(n)*int64(m.dModel)*4 + 8*int64(n) + int64(int(m.nDec))*int64(m.heads)*per
 }
 
-// seqBytes bounds what one decoder sequence of up to p positions holds: every layer's keys
-// and values packed as the CPU backend grows them (room doubling from 32 positions, values
-// padded to 32 of d_kv), the layers' headers and its ids (which grow by doubling). The
-// buffers are priced with the rounding of Go's size classes (at most 1/8 of a small
-// allocation; large ones are whole pages).
+// seqBytes bounds what a decoder sequence fed its p positions at once holds (a target being
+// scored): the CPU backend keeps a first feed as rows of one slab, every layer's keys and
+// values (2·inner float32 a position) and two row indexes a layer; and its ids.
 func (m *Model) seqBytes(p int) int64 {
+	pp := int64(p)
+	perLayer := pp*2*int64(m.inner)*4 + 2*2*pp*sliceHeader
+	return int64(m.nDec)*perLayer + 2*8*pp
+}
+
+// genSeqBytes bounds what a generated sequence of up to p positions, fed one at a time,
+// holds: its first position as rows, then every layer's keys and values packed as the CPU
+// backend grows them (room doubling from 32 positions, values padded to 32 of d_kv, priced
+// with the rounding of Go's size classes: at most 1/8 of a small allocation, large ones whole
+// pages).
+func (m *Model) genSeqBytes(p int) int64 {
 	kv := cpu.KVBytes(m.heads, m.dkv, cpu.KVCap(p))
 	perLayer := kv + kv/8 + 2<<10 + 256
-	return int64(m.nDec)*perLayer + 2*8*int64(p)
+	return int64(m.nDec)*perLayer + m.seqBytes(1) + 2*8*int64(p)
 }
 
 // GenerateBytes is the most memory one input of inputLen tokens holds while it decodes with
@@ -234,7 +243,7 @@ func (m *Model) genBytes(inputLen int, c genConfig) int64 {
 	if c.beams > 1 {
 		state += 2 * int64(c.beams) * int64(unsafe.Sizeof(candidate{})) * 2
 	}
-	return perInput + m.encBytes(inputLen) + width*(m.seqBytes(p)+state)
+	return perInput + m.encBytes(inputLen) + width*(m.genSeqBytes(p)+state)
 }
 
 // perInput covers the fixed structures of a decoding input (its search, sequences, encoder

@@ -136,7 +136,9 @@ type attnGroup struct {
 	ldq, ldo int
 	n, pos0  int
 	nk       int
-	self     *kvBuf    // self-attention, packed as it grew
+	self     *kvBuf      // self-attention, packed as it grew
+	keys     [][]float32 // self-attention, a first feed's rows (vals likewise)
+	vals     [][]float32
 	kvm      *tensorKV // keys and values in place
 	kp, vp   []Packed  // cross-attention, per head
 	causal   bool
@@ -172,7 +174,10 @@ func (c *Backend) Attention(groups []backend.AttnGroup, heads int, bias backend.
 		case *crossKV:
 			r.kp, r.vp, r.nk = kv.kp, kv.vp, kv.n
 		case *selfKV:
-			r.self, r.nk = kv.buf, kv.n
+			r.self, r.keys, r.vals, r.nk = kv.buf, kv.keys, kv.vals, kv.n
+			if kv.buf == nil {
+				packed = max(packed, kv.n)
+			}
 		case *tensorKV:
 			r.kvm, r.nk = kv, kv.n
 			packed = max(packed, kv.n)
@@ -245,6 +250,11 @@ func (j *attnJob) item(w, it int) {
 	case g.self != nil:
 		s.kp = g.self.keys(h, nk)
 		kp = &s.kp
+	case g.keys != nil:
+		s.k = grow(s.k, PackedLen(nk, dkv))
+		s.v = grow(s.v, PackedLen(dkv, nk))
+		s.kp, s.vp = PackRows(s.k, g.keys, h*dkv, dkv), PackRowsT(s.v, g.vals, h*dkv, dkv)
+		kp, vp = &s.kp, &s.vp
 	case g.kvm != nil:
 		s.k = grow(s.k, PackedLen(nk, dkv))
 		s.v = grow(s.v, PackedLen(dkv, nk))

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/t5zoo/t5zoo/backend"
@@ -63,19 +64,19 @@ func (b *kvBuf) vals(h, q, n int) Packed {
 	return Packed{dt: F32, n: min(panel, b.dkv-q*panel), k: n, panels: 1, f32: b.v[off : off+n*panel]}
 }
 
-// write stores position j from row (heads·d_kv keys, then as many values).
-func (b *kvBuf) write(j int, row []float32) {
-	dkv, inner := b.dkv, b.heads*b.dkv
+// writeKV stores position j: its keys and its values, heads·d_kv each.
+func (b *kvBuf) writeKV(j int, keys, vals []float32) {
+	dkv := b.dkv
 	p, l := j/panel, j%panel
 	for h := range b.heads {
 		kd := b.k[h*b.cap*dkv+p*dkv*panel:]
-		for kk, x := range row[h*dkv : (h+1)*dkv] {
+		for kk, x := range keys[h*dkv : (h+1)*dkv] {
 			kd[kk*panel+l] = x
 		}
 		for q := range b.vp {
 			lo := h*dkv + q*panel
 			hi := min(lo+panel, (h+1)*dkv)
-			copy(b.v[(h*b.vp+q)*b.cap*panel+j*panel:], row[inner+lo:inner+hi])
+			copy(b.v[(h*b.vp+q)*b.cap*panel+j*panel:], vals[lo:hi])
 		}
 	}
 }
@@ -99,11 +100,16 @@ func (b *kvBuf) copyTo(dst *kvBuf, n int) {
 	}
 }
 
-// selfKV is one layer of a decoder sequence's cache: its first n positions of buf
-// (backend.KV).
+// selfKV is one layer of a decoder sequence's cache: its first n positions (backend.KV).
+// The positions of a cache's first feed stay as rows of that pass's slab, read and packed
+// per attention pass as before, because most such caches are never fed again (the targets
+// of Score, the choices of rank classification: a packed buffer's room of 32 positions would
+// be several times their size); the next feed moves them into a packed buffer, which grows
+// in place from then on.
 type selfKV struct {
-	buf *kvBuf
-	n   int
+	buf        *kvBuf
+	n          int
+	keys, vals [][]float32 // before buf: row j's keys and values (num_heads·d_kv each)
 }
 
 // Len is the number of positions (backend.KV).
@@ -113,6 +119,10 @@ func (kv *selfKV) Len() int { return kv.n }
 type cache struct {
 	heads, dkv int
 	layers     []selfKV
+	// slab holds the first feed's positions, every layer's, so that a finished sequence's
+	// memory is its own whatever other sequences shared its steps.
+	slab  []float32
+	slabN int // positions per layer in slab
 }
 
 // NewCache returns an empty cache (backend.Backend).
@@ -129,8 +139,13 @@ func (s *cache) Len() int {
 
 func (s *cache) Layer(l int) backend.KV { return &s.layers[l] }
 
-// Reserve is a no-op: each layer's buffer grows, doubling, as positions are appended.
-func (s *cache) Reserve(int) {}
+// Reserve allocates the first feed's slab; later feeds grow the packed buffers as they
+// append.
+func (s *cache) Reserve(n int) {
+	if s.Len() == 0 {
+		s.slab, s.slabN = make([]float32, len(s.layers)*n*2*s.heads*s.dkv), n
+	}
+}
 
 func (s *cache) Append(l int, kv backend.Tensor) {
 	inner := s.heads * s.dkv
@@ -139,18 +154,40 @@ func (s *cache) Append(l int, kv backend.Tensor) {
 	}
 	lay := &s.layers[l]
 	n, add := lay.n, kv.Rows
-	b := lay.buf
-	if b == nil || n+add > b.cap || !b.used.CompareAndSwap(int64(n), int64(n+add)) {
-		nb := newKVBuf(s.heads, s.dkv, KVCap(n+add))
-		if b != nil {
-			b.copyTo(nb, n)
+	src := data(kv)
+	if n == 0 && lay.buf == nil {
+		if add != s.slabN {
+			panic(fmt.Sprintf("cpu: append %d positions to a cache reserved for %d", add, s.slabN))
 		}
+		dst := s.slab[l*add*2*inner : (l+1)*add*2*inner]
+		for j := range add {
+			row := dst[j*2*inner : (j+1)*2*inner : (j+1)*2*inner]
+			copy(row, src[j*kv.Stride:j*kv.Stride+2*inner])
+			lay.keys = append(lay.keys, row[:inner:inner])
+			lay.vals = append(lay.vals, row[inner:])
+		}
+		lay.n = add
+		return
+	}
+	b := lay.buf
+	if b == nil {
+		// The second feed: the first feed's rows move to a packed buffer of this cache's own.
+		b = newKVBuf(s.heads, s.dkv, KVCap(n+add))
+		for j := range n {
+			b.writeKV(j, lay.keys[j], lay.vals[j])
+		}
+		b.used.Store(int64(n + add))
+		lay.buf, lay.keys, lay.vals = b, nil, nil
+		s.slab = nil // garbage once every layer has moved
+	} else if n+add > b.cap || !b.used.CompareAndSwap(int64(n), int64(n+add)) {
+		nb := newKVBuf(s.heads, s.dkv, KVCap(n+add))
+		b.copyTo(nb, n)
 		nb.used.Store(int64(n + add))
 		b, lay.buf = nb, nb
 	}
-	src := data(kv)
 	for j := range add {
-		b.write(n+j, src[j*kv.Stride:j*kv.Stride+2*inner])
+		row := src[j*kv.Stride : j*kv.Stride+2*inner]
+		b.writeKV(n+j, row[:inner], row[inner:])
 	}
 	lay.n = n + add
 }
@@ -158,18 +195,23 @@ func (s *cache) Append(l int, kv backend.Tensor) {
 func (s *cache) Truncate(n int) {
 	for l := range s.layers {
 		lay := &s.layers[l]
-		if n < lay.n {
-			if lay.buf != nil {
-				// Give the slots back when no fork has written past them.
-				lay.buf.used.CompareAndSwap(int64(lay.n), int64(n))
-			}
-			lay.n = n
+		if n >= lay.n {
+			continue
 		}
+		if lay.buf != nil {
+			// Give the slots back when no fork has written past them.
+			lay.buf.used.CompareAndSwap(int64(lay.n), int64(n))
+		} else {
+			lay.keys, lay.vals = lay.keys[:n], lay.vals[:n]
+		}
+		lay.n = n
 	}
 }
 
 func (s *cache) Fork() backend.Cache {
 	f := &cache{heads: s.heads, dkv: s.dkv, layers: make([]selfKV, len(s.layers))}
-	copy(f.layers, s.layers)
+	for l, lay := range s.layers {
+		f.layers[l] = selfKV{buf: lay.buf, n: lay.n, keys: slices.Clip(lay.keys), vals: slices.Clip(lay.vals)}
+	}
 	return f
 }

@@ -36,7 +36,7 @@ func BenchmarkKVHead(b *testing.B) {
 		}
 		buf := newKVBuf(heads, dkv, KVCap(nk))
 		for j := range nk {
-			buf.write(j, rows[j])
+			buf.writeKV(j, rows[j][:inner], rows[j][inner:])
 		}
 		q := make([]float32, inner)
 		out := make([]float32, inner)

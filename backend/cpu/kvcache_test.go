@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/t5zoo/t5zoo/backend"
@@ -13,6 +14,9 @@ func position(c *cache, j int) []float32 {
 	lay := c.layers[0]
 	b, dkv, inner := lay.buf, c.dkv, c.heads*c.dkv
 	out := make([]float32, 2*inner)
+	if b == nil {
+		return append(append(out[:0], lay.keys[j]...), lay.vals[j]...)
+	}
 	for h := range c.heads {
 		k := b.keys(h, lay.n)
 		for kk := range dkv {
@@ -53,20 +57,27 @@ func TestCacheForksConcurrently(t *testing.T) {
 			c.Append(0, kv)
 		}
 		parent := be.NewCache(1, heads, dkv)
-		appendRows(parent, 0, 0, 5)
+		appendRows(parent, 0, 0, 4) // the first feed stays rows
+		appendRows(parent, 0, 4, 1) // the second moves them to a packed buffer the forks share
 		forks := make([]backend.Cache, 4)
 		for i := range forks {
 			forks[i] = parent.Fork()
 		}
 		var wg sync.WaitGroup
+		var shared atomic.Int32 // forks whose first append claimed the parent's buffer in place
 		for i, f := range forks {
 			wg.Go(func() {
 				for step := range 40 { // grows past the shared buffer's room of 32
 					appendRows(f, i+1, 5+step, 1)
+					if step == 0 && f.(*cache).layers[0].buf == parent.(*cache).layers[0].buf {
+						shared.Add(1)
+					}
 				}
 			})
 		}
 		wg.Wait()
+		// check compares c with positions 0..4 of the parent (tag 0), then tag's rows; a
+		// cache of its own (tag ≥ 7) has no parent's positions.
 		check := func(name string, c backend.Cache, tag, n int) {
 			t.Helper()
 			if c.Len() != n {
@@ -74,7 +85,7 @@ func TestCacheForksConcurrently(t *testing.T) {
 			}
 			for j := range n {
 				want := row(tag, j)
-				if j < 5 {
+				if j < 5 && tag < 7 {
 					want = row(0, j)
 				}
 				if got := position(c.(*cache), j); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -82,7 +93,22 @@ func TestCacheForksConcurrently(t *testing.T) {
 				}
 			}
 		}
+		if shared.Load() != 1 {
+			t.Errorf("d_kv %d: %d forks appended in place to the shared buffer, want exactly 1", dkv, shared.Load())
+		}
 		check("the parent", parent, 0, 5)
+		// A cache fed once keeps its rows; feeding it again packs them.
+		once := be.NewCache(1, heads, dkv)
+		appendRows(once, 7, 0, 3)
+		if once.(*cache).layers[0].buf != nil {
+			t.Errorf("d_kv %d: a cache fed once was packed", dkv)
+		}
+		again := once.Fork()
+		appendRows(again, 8, 3, 2)
+		check("a cache fed once", once, 7, 3)
+		if got, want := position(again.(*cache), 4), row(8, 4); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("d_kv %d: the second feed's position 4 = %v, want %v", dkv, got[:4], want[:4])
+		}
 		for i, f := range forks {
 			check(fmt.Sprintf("fork %d", i), f, i+1, 45)
 		}
