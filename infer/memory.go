@@ -23,7 +23,7 @@ var ErrMemory = errors.New("infer: not enough memory")
 // killed, not returned an error. The prices are upper bounds of what the code below
 // allocates (TestMemoryPrices measures them), in bytes.
 
-// sliceHeader is the size of a []float32 header, the unit of the caches' position indexes.
+// sliceHeader is the size of a slice header (the search state's per-position slices).
 const sliceHeader = int64(unsafe.Sizeof([]float32(nil)))
 
 // sizes multiplies and adds int64s, remembering an overflow instead of wrapping: shapes come
@@ -84,10 +84,6 @@ func matDType(dt catalog.DType) (cpu.DType, error) {
 	return 0, fmt.Errorf("%w: weights in %q are not supported by the kernels (use f32, bf16 or int8)", ErrInvalidInput, dt)
 }
 
-// relSpan is the relative-position clamp of a model: ±max_distance+1, where the buckets
-// saturate, but never more than a sequence can span (MaxTokens), which bounds the bias tables
-// of a config with a huge relative_attention_max_distance.
-func relSpan(shape catalog.Shape, maxTokens int) int { return t5.RelSpan(shape, maxTokens) }
 
 // LoadBytes is the memory Load (or New) takes for a model of shape with opts: the packed
 // weight matrices in the load type (padding included), the float32 vectors and the position
@@ -122,7 +118,7 @@ func LoadBytes(shape catalog.Shape, opts LoadOptions) (int64, error) {
 	if !shape.TieWordEmbeddings {
 		head = z.mul(head, 2)
 	}
-	span := z.add(z.mul(2, int64(relSpan(shape, maxTokens))), 1)
+	span := z.add(z.mul(2, int64(t5.RelSpan(shape, maxTokens))), 1)
 	bias := z.add(
 		z.mul(2, int64(shape.RelativeAttentionNumBuckets), int64(shape.NumHeads), 4), // as stored
 		z.mul(2, int64(shape.NumHeads), span, 4),                                     // per relative position
@@ -181,8 +177,8 @@ func formatBytes(n int64) string {
 }
 
 // passBytes is the scratch of one forward pass over t rows whose attention sees at most keys
-// keys (getWork, the encoder's q/k/v, the per-worker attention scratch, the key indexes and
-// the pass's output).
+// keys (the pass's scratch, the encoder's q/k/v, the per-worker attention scratch and the
+// pass's output).
 func (m *Model) passBytes(t, keys int) int64 {
 	d, inner, ff := int64(m.dModel), int64(m.inner), int64(m.shape.DFF)
 	tt := int64(t)
@@ -191,7 +187,7 @@ func (m *Model) passBytes(t, keys int) int64 {
 		f += tt * ff
 	}
 	attn := int64(cpu.AttnScratchFloats(keys, m.dkv))
-	return 4*f + 4*attn*int64(m.be.Threads()) + 2*sliceHeader*tt
+	return 4*f + 4*attn*int64(m.be.Threads())
 }
 
 // encBytes is what one encoded input of n tokens holds while it is decoded: its hidden
@@ -203,11 +199,10 @@ func (m *Model) encBytes(n int) int64 {
 
 // seqBytes bounds what a decoder sequence fed its p positions at once holds (a target being
 // scored): the CPU backend keeps a first feed as rows of one slab, every layer's keys and
-// values (2·inner float32 a position) and two row indexes a layer; and its ids.
+// values (2·inner float32 a position); and its ids.
 func (m *Model) seqBytes(p int) int64 {
 	pp := int64(p)
-	perLayer := pp*2*int64(m.inner)*4 + 2*2*pp*sliceHeader
-	return int64(m.nDec)*perLayer + 2*8*pp
+	return int64(m.nDec)*pp*2*int64(m.inner)*4 + 2*8*pp
 }
 
 // genSeqBytes bounds what a generated sequence of up to p positions, fed one at a time,

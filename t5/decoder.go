@@ -230,11 +230,3 @@ func (m *Model) decoderPass(ctx context.Context, seqs []*Sequence, tokens [][]in
 	be.RMSNorm(out, p.x, m.decFinal, m.eps)
 	return w, out, nil
 }
-
-// LogSumExp is log Σ exp(row) of a host logits row (the backend's: float32 exponentials
-// summed in float64).
-func (m *Model) LogSumExp(row []float32) float64 { return m.be.LogSumExp(row) }
-
-// Argmax returns the index of the first largest value of a logits row, the token greedy
-// decoding picks.
-func (m *Model) Argmax(row []float32) int { return m.be.Argmax(row) }

@@ -140,15 +140,6 @@ func New(ctx context.Context, shape catalog.Shape, be backend.Backend, src Weigh
 // Shape returns the model's hyper-parameters.
 func (m *Model) Shape() catalog.Shape { return m.shape }
 
-// Backend returns the backend the model runs on.
-func (m *Model) Backend() backend.Backend { return m.be }
-
-// DType returns the type the weight matrices are prepared in.
-func (m *Model) DType() backend.DType { return m.dtype }
-
-// MaxTokens is the longest input or decoder sequence the model takes.
-func (m *Model) MaxTokens() int { return m.maxTokens }
-
 // WeightBytes is the memory the prepared weight matrices occupy (padding included), plus
 // the float32 vectors (layer norms, position biases as stored).
 func (m *Model) WeightBytes() int64 { return m.be.WeightBytes() + m.vecBytes }
@@ -202,7 +193,7 @@ func (m *Model) bind(ctx context.Context, src Weights) error {
 		}
 		one := parts[0]
 		if len(parts) > 1 {
-			one = Stack(parts)
+			one = stack(parts)
 		}
 		w, e := m.be.Prepare(one, m.dtype)
 		fail(e)
@@ -297,9 +288,9 @@ type stacked struct {
 	cols  int
 }
 
-// Stack returns the vertical concatenation of sources with the same column count, as one
+// stack returns the vertical concatenation of sources with the same column count, as one
 // source (quantized when every part is).
-func Stack(parts []backend.Source) backend.Source {
+func stack(parts []backend.Source) backend.Source {
 	s := &stacked{parts: parts}
 	quantized := true
 	for _, p := range parts {

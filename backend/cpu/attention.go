@@ -28,17 +28,13 @@ func (c *Backend) CrossKV(dst []backend.KV, kv backend.Tensor, spans []backend.S
 	dkv, slab, ld := inner/heads, data(kv), kv.Stride
 	c.pool.For(len(spans), func(_, i int) {
 		sp := spans[i]
-		ks, vs := make([][]float32, sp.N), make([][]float32, sp.N)
-		for j := range sp.N {
-			row := slab[(sp.Off+j)*ld:]
-			ks[j], vs[j] = row[:inner], row[inner:2*inner]
-		}
+		rows := slab[sp.Off*ld:]
 		lk, lv := PackedLen(sp.N, dkv), PackedLen(dkv, sp.N)
 		buf := make([]float32, heads*(lk+lv))
 		out := &crossKV{n: sp.N, kp: make([]Packed, heads), vp: make([]Packed, heads)}
 		for h := range heads {
-			out.kp[h] = PackRows(buf[h*(lk+lv):h*(lk+lv)+lk], ks, h*dkv, dkv)
-			out.vp[h] = PackRowsT(buf[h*(lk+lv)+lk:(h+1)*(lk+lv)], vs, h*dkv, dkv)
+			out.kp[h] = PackStrided(buf[h*(lk+lv):h*(lk+lv)+lk], rows[h*dkv:], ld, sp.N, dkv)
+			out.vp[h] = PackStridedT(buf[h*(lk+lv)+lk:(h+1)*(lk+lv)], rows[inner+h*dkv:], ld, dkv, sp.N)
 		}
 		dst[i] = out
 	})
@@ -136,10 +132,8 @@ type attnGroup struct {
 	ldq, ldo int
 	n, pos0  int
 	nk       int
-	self     *kvBuf      // self-attention, packed as it grew
-	keys     [][]float32 // self-attention, a first feed's rows (vals likewise)
-	vals     [][]float32
-	kvm      *tensorKV // keys and values in place
+	self     *kvBuf    // self-attention, packed as it grew
+	kvm      *tensorKV // keys and values read in place: the encoder's, a decoder cache's first feed
 	kp, vp   []Packed  // cross-attention, per head
 	causal   bool
 	probs    []float32
@@ -174,8 +168,9 @@ func (c *Backend) Attention(groups []backend.AttnGroup, heads int, bias backend.
 		case *crossKV:
 			r.kp, r.vp, r.nk = kv.kp, kv.vp, kv.n
 		case *selfKV:
-			r.self, r.keys, r.vals, r.nk = kv.buf, kv.keys, kv.vals, kv.n
+			r.self, r.nk = kv.buf, kv.n
 			if kv.buf == nil {
+				r.kvm = &kv.first
 				packed = max(packed, kv.n)
 			}
 		case *tensorKV:
@@ -250,11 +245,6 @@ func (j *attnJob) item(w, it int) {
 	case g.self != nil:
 		s.kp = g.self.keys(h, nk)
 		kp = &s.kp
-	case g.keys != nil:
-		s.k = grow(s.k, PackedLen(nk, dkv))
-		s.v = grow(s.v, PackedLen(dkv, nk))
-		s.kp, s.vp = PackRows(s.k, g.keys, h*dkv, dkv), PackRowsT(s.v, g.vals, h*dkv, dkv)
-		kp, vp = &s.kp, &s.vp
 	case g.kvm != nil:
 		s.k = grow(s.k, PackedLen(nk, dkv))
 		s.v = grow(s.v, PackedLen(dkv, nk))

@@ -101,15 +101,15 @@ func (b *kvBuf) copyTo(dst *kvBuf, n int) {
 }
 
 // selfKV is one layer of a decoder sequence's cache: its first n positions (backend.KV).
-// The positions of a cache's first feed stay as rows of that pass's slab, read and packed
-// per attention pass as before, because most such caches are never fed again (the targets
+// The positions of a cache's first feed stay as rows of that pass's slab, read in place and
+// packed per attention pass as the encoder's are, because most such caches are never fed again (the targets
 // of Score, the choices of rank classification: a packed buffer's room of 32 positions would
 // be several times their size); the next feed moves them into a packed buffer, which grows
 // in place from then on.
 type selfKV struct {
-	buf        *kvBuf
-	n          int
-	keys, vals [][]float32 // before buf: row j's keys and values (num_heads·d_kv each)
+	buf   *kvBuf
+	n     int
+	first tensorKV // before buf: the first feed's rows in the slab (never rewritten)
 }
 
 // Len is the number of positions (backend.KV).
@@ -161,12 +161,9 @@ func (s *cache) Append(l int, kv backend.Tensor) {
 		}
 		dst := s.slab[l*add*2*inner : (l+1)*add*2*inner]
 		for j := range add {
-			row := dst[j*2*inner : (j+1)*2*inner : (j+1)*2*inner]
-			copy(row, src[j*kv.Stride:j*kv.Stride+2*inner])
-			lay.keys = append(lay.keys, row[:inner:inner])
-			lay.vals = append(lay.vals, row[inner:])
+			copy(dst[j*2*inner:(j+1)*2*inner], src[j*kv.Stride:j*kv.Stride+2*inner])
 		}
-		lay.n = add
+		lay.n, lay.first = add, tensorKV{a: dst, ld: 2 * inner, n: add, inner: inner}
 		return
 	}
 	b := lay.buf
@@ -174,10 +171,11 @@ func (s *cache) Append(l int, kv backend.Tensor) {
 		// The second feed: the first feed's rows move to a packed buffer of this cache's own.
 		b = newKVBuf(s.heads, s.dkv, KVCap(n+add))
 		for j := range n {
-			b.writeKV(j, lay.keys[j], lay.vals[j])
+			row := lay.first.a[j*2*inner : (j+1)*2*inner]
+			b.writeKV(j, row[:inner], row[inner:])
 		}
 		b.used.Store(int64(n + add))
-		lay.buf, lay.keys, lay.vals = b, nil, nil
+		lay.buf, lay.first = b, tensorKV{}
 		s.slab = nil // garbage once every layer has moved
 	} else if n+add > b.cap || !b.used.CompareAndSwap(int64(n), int64(n+add)) {
 		nb := newKVBuf(s.heads, s.dkv, KVCap(n+add))
@@ -202,16 +200,13 @@ func (s *cache) Truncate(n int) {
 			// Give the slots back when no fork has written past them.
 			lay.buf.used.CompareAndSwap(int64(lay.n), int64(n))
 		} else {
-			lay.keys, lay.vals = lay.keys[:n], lay.vals[:n]
+			lay.first.n = n
 		}
 		lay.n = n
 	}
 }
 
 func (s *cache) Fork() backend.Cache {
-	f := &cache{heads: s.heads, dkv: s.dkv, layers: make([]selfKV, len(s.layers))}
-	for l, lay := range s.layers {
-		f.layers[l] = selfKV{buf: lay.buf, n: lay.n, keys: slices.Clip(lay.keys), vals: slices.Clip(lay.vals)}
-	}
+	f := &cache{heads: s.heads, dkv: s.dkv, layers: slices.Clone(s.layers)}
 	return f
 }

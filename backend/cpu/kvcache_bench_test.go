@@ -21,22 +21,14 @@ func BenchmarkKVHead(b *testing.B) {
 	const heads, dkv = 12, 64
 	inner := heads * dkv
 	for _, nk := range []int{8, 33, 64, 128} {
-		rows := make([][]float32, nk)
-		kvrows := make([][]float32, nk)
-		for j := range rows {
-			rows[j] = make([]float32, 2*inner)
-			for i := range rows[j] {
-				rows[j][i] = r.Float32()
-			}
-			kvrows[j] = rows[j][inner:]
-		}
-		keys := make([][]float32, nk)
-		for j := range keys {
-			keys[j] = rows[j][:inner]
+		rows := make([]float32, nk*2*inner) // position j: its keys, then its values
+		for i := range rows {
+			rows[i] = r.Float32()
 		}
 		buf := newKVBuf(heads, dkv, KVCap(nk))
 		for j := range nk {
-			buf.writeKV(j, rows[j][:inner], rows[j][inner:])
+			row := rows[j*2*inner : (j+1)*2*inner]
+			buf.writeKV(j, row[:inner], row[inner:])
 		}
 		q := make([]float32, inner)
 		out := make([]float32, inner)
@@ -46,8 +38,8 @@ func BenchmarkKVHead(b *testing.B) {
 		b.Run(fmt.Sprintf("repack/%d", nk), func(b *testing.B) {
 			for b.Loop() {
 				for h := range heads {
-					kp := PackRows(kb, keys, h*dkv, dkv)
-					vp := PackRowsT(vb, kvrows, h*dkv, dkv)
+					kp := PackStrided(kb, rows[h*dkv:], 2*inner, nk, dkv)
+					vp := PackStridedT(vb, rows[inner+h*dkv:], 2*inner, dkv, nk)
 					c.Gemm(scores, nk, q[h*dkv:], inner, 1, &kp, kernels.Store, nil)
 					c.Gemm(out[h*dkv:], inner, scores, nk, 1, &vp, kernels.Store, nil)
 				}

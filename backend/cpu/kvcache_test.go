@@ -15,7 +15,7 @@ func position(c *cache, j int) []float32 {
 	b, dkv, inner := lay.buf, c.dkv, c.heads*c.dkv
 	out := make([]float32, 2*inner)
 	if b == nil {
-		return append(append(out[:0], lay.keys[j]...), lay.vals[j]...)
+		return append(out[:0], lay.first.a[j*lay.first.ld:j*lay.first.ld+2*inner]...)
 	}
 	for h := range c.heads {
 		k := b.keys(h, lay.n)

@@ -199,33 +199,29 @@ func TestPackRow(t *testing.T) {
 	}
 }
 
-func TestPackRowsT(t *testing.T) {
+func TestPackStridedT(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	n, k, off := 45, 9, 3
-	rows := make([][]float32, k) // Wᵀ: k rows of n (plus an offset)
-	for i := range rows {
-		rows[i] = randSlice(r, off+n+2)
-	}
-	p := PackRowsT(make([]float32, PackedLen(n, k)), rows, off, n)
-	tr := make([][]float32, n)
+	n, k, off, lda := 45, 9, 3, 50
+	a := randSlice(r, k*lda) // Wᵀ: k rows of n from column off, lda apart
+	p := PackStridedT(make([]float32, PackedLen(n, k)), a[off:], lda, n, k)
+	tr := make([]float32, n*(off+k)) // W itself: n rows of k from column off
 	for j := range n {
-		tr[j] = make([]float32, off+k)
 		for kk := range k {
-			tr[j][off+kk] = rows[kk][off+j]
+			tr[j*(off+k)+off+kk] = a[kk*lda+off+j]
 		}
 	}
-	q := PackRows(make([]float32, PackedLen(n, k)), tr, off, k)
+	q := PackStrided(make([]float32, PackedLen(n, k)), tr[off:], off+k, n, k)
 	for i := range p.f32 {
 		if p.f32[i] != q.f32[i] {
-			t.Fatalf("PackRowsT and PackRows of the transpose differ at %d", i)
+			t.Fatalf("PackStridedT and PackStrided of the transpose differ at %d", i)
 		}
 	}
 	row := make([]float32, k)
 	for j := range n {
 		q.Row(j, row)
 		for kk := range k {
-			if row[kk] != rows[kk][off+j] {
-				t.Fatalf("row %d[%d] = %v, want %v", j, kk, row[kk], rows[kk][off+j])
+			if row[kk] != a[kk*lda+off+j] {
+				t.Fatalf("row %d[%d] = %v, want %v", j, kk, row[kk], a[kk*lda+off+j])
 			}
 		}
 	}

@@ -84,52 +84,9 @@ func (c *Backend) Reload(w backend.Weight, src Source) error {
 	return p.fill(src)
 }
 
-// PackRows packs the n×k float32 weight W[j][kk] = rows[j][off+kk] (n = len(rows)) into buf,
-// which must hold PackedLen(n, k) values, without allocating; the model packs attention
-// keys this way.
-func PackRows(buf []float32, rows [][]float32, off, k int) Packed {
-	n := len(rows)
-	w := Packed{dt: F32, n: n, k: k, panels: (n + panel - 1) / panel}
-	w.f32 = buf[:w.panels*k*panel]
-	for p := range w.panels {
-		dst := w.f32[p*k*panel : (p+1)*k*panel]
-		cnt := min(panel, n-p*panel)
-		for l := range cnt {
-			for kk, v := range rows[p*panel+l][off : off+k] {
-				dst[kk*panel+l] = v
-			}
-		}
-		if cnt < panel {
-			for kk := range k {
-				clear(dst[kk*panel+cnt : (kk+1)*panel])
-			}
-		}
-	}
-	return w
-}
-
-// PackRowsT packs the n×k float32 weight W[j][kk] = rows[kk][off+j] (k = len(rows): the
-// rows hold Wᵀ) into buf, which must hold PackedLen(n, k) values; the model packs attention
-// values this way.
-func PackRowsT(buf []float32, rows [][]float32, off, n int) Packed {
-	k := len(rows)
-	w := Packed{dt: F32, n: n, k: k, panels: (n + panel - 1) / panel}
-	w.f32 = buf[:w.panels*k*panel]
-	for p := range w.panels {
-		dst := w.f32[p*k*panel : (p+1)*k*panel]
-		cnt := min(panel, n-p*panel)
-		for kk, row := range rows {
-			d := dst[kk*panel : (kk+1)*panel]
-			copy(d, row[off+p*panel:off+p*panel+cnt])
-			clear(d[cnt:])
-		}
-	}
-	return w
-}
-
 // PackStrided packs the n×k float32 weight W[j][kk] = a[j·lda+kk] into buf, which must hold
 // PackedLen(n, k) values; the encoder's attention packs its keys this way, straight from the
-// q/k/v product.
+// q/k/v product, a decoder cache its first feed, cross-attention its keys once.
 func PackStrided(buf, a []float32, lda, n, k int) Packed {
 	w := Packed{dt: F32, n: n, k: k, panels: (n + panel - 1) / panel}
 	w.f32 = buf[:w.panels*k*panel]
@@ -169,7 +126,7 @@ func PackStridedT(buf, a []float32, lda, n, k int) Packed {
 	return w
 }
 
-// PackedLen is the float32 length PackRows and PackRowsT need for an n×k weight.
+// PackedLen is the float32 length PackStrided and PackStridedT need for an n×k weight.
 func PackedLen(n, k int) int { return (n + panel - 1) / panel * panel * k }
 
 // PackedBytes is the memory Prepare takes for an n×k weight in dt (Packed.Bytes of the

@@ -27,10 +27,6 @@ func data(t backend.Tensor) []float32 {
 	return b.f[t.Off : t.Off+(t.Rows-1)*t.Stride+t.Cols]
 }
 
-// Host returns the host memory of t (row i at [i·Stride, i·Stride+Cols)): the CPU's tensors
-// are host memory, which tests and host-side code of this backend may read directly.
-func Host(t backend.Tensor) []float32 { return data(t) }
-
 // Alloc returns a new zeroed rows × cols tensor (backend.Backend).
 func (c *Backend) Alloc(rows, cols int) backend.Tensor {
 	if rows < 0 || cols < 0 {
