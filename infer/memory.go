@@ -84,7 +84,6 @@ func matDType(dt catalog.DType) (cpu.DType, error) {
 	return 0, fmt.Errorf("%w: weights in %q are not supported by the kernels (use f32, bf16 or int8)", ErrInvalidInput, dt)
 }
 
-
 // LoadBytes is the memory Load (or New) takes for a model of shape with opts: the packed
 // weight matrices in the load type (padding included), the float32 vectors and the position
 // bias tables. An opts.DType of "" is priced as float32. A shape whose sizes overflow is an

@@ -88,6 +88,12 @@ and the decode are measured at each.`,
 	return cmd
 }
 
+// The largest lengths and batch bench measures.
+const (
+	maxBenchTokens = 1 << 14
+	maxBenchBatch  = 1 << 12
+)
+
 // benchResult is one shape at one batch size.
 type benchResult struct {
 	Shape     string `json:"shape"`
@@ -134,6 +140,11 @@ func runBench(ctx context.Context, w io.Writer, f benchFlags) error {
 	}
 	if f.inputLen < 1 || f.newTokens < 1 || f.repeat < 1 || slices.ContainsFunc(f.batches, func(b int) bool { return b < 1 }) {
 		return fmt.Errorf("bench: --batch, --input-len, --new-tokens and --repeat must be positive")
+	}
+	// A typo of a few digits must not start a decode that fills memory for hours: the KV
+	// cache of a long decode is priced nowhere in bench.
+	if f.inputLen > maxBenchTokens || f.newTokens > maxBenchTokens || slices.ContainsFunc(f.batches, func(b int) bool { return b > maxBenchBatch }) {
+		return fmt.Errorf("bench: --input-len and --new-tokens go up to %d, --batch up to %d", maxBenchTokens, maxBenchBatch)
 	}
 	c, err := loadCatalog()
 	if err != nil {

@@ -63,6 +63,9 @@ func TestBenchErrors(t *testing.T) {
 		{[]string{"bench", "--shape", "t5-efficient-tiny", "--dtype", "f64"}, "unknown dtype"},
 		{[]string{"bench", "--shape", "t5-efficient-tiny", "--batch", "0"}, "must be positive"},
 		{[]string{"bench", "--shape", "t5-efficient-tiny", "--kernels", "sse"}, "unknown kernel path"},
+		{[]string{"bench", "--shape", "t5-efficient-tiny", "--new-tokens", "99999999"}, "go up to 16384"},
+		{[]string{"bench", "--shape", "t5-efficient-tiny", "--backend", "bogus"}, `unknown backend "bogus"`},
+		{[]string{"bench", "--shape", "t5-efficient-tiny", "--backend", "plain", "--kernels", "avx2"}, "no kernel paths"},
 	} {
 		_, _, err := runCLI(t, "", tt.args...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
