@@ -31,15 +31,12 @@
 //
 // # What plugs in next
 //
-// Fine-tuning (the training pass). The forward operations already take or return everything
-// a backward pass needs: the inputs of Linear, RMSNorm and Activate are tensors the caller
-// keeps (a training forward simply does not reuse its scratch), and Attention writes its
-// softmax probabilities to AttnGroup.Probs on request (the only intermediate no caller holds).
-// The backward operations (dX and dW of Linear, the norm's, the activations', attention's
-// with the position bias gradient accumulated into [buckets, heads], the embedding's
-// scatter-add) join as a second interface, Trainer, that a Backend implements beside this
-// one; the fine-tuning package asserts it. Weights that change every step are Reload-ed in
-// place from the optimizer's float32 master copy (a Source), keeping their Weight handle.
+// Fine-tuning (the training pass) is Trainer, the backward half a Backend implements beside
+// the forward one. The forward operations already take or return everything a backward pass
+// needs: the inputs of Linear, RMSNorm and Activate are tensors the caller keeps (a training
+// forward does not reuse its scratch), and Attention writes its softmax probabilities to
+// AttnGroup.Probs on request. Weights that change every step are Reload-ed in place from the
+// optimizer's float32 master copy, keeping their Weight handle.
 //
 // A device whose memory is not the host's (CUDA). Tensors, Weights and KV stores are already
 // backend-owned handles: a GPU backend keeps its device pointers in Buf and in its own KV
@@ -329,4 +326,77 @@ type Backend interface {
 	LogSumExp(row []float32) float64
 	// Argmax returns the index of the first largest value of a host logits row.
 	Argmax(row []float32) int
+}
+
+// Trainer is the backward half of a Backend: the gradient of every operation the T5
+// training forward uses, plus the loss, dropout and the reductions an optimizer step needs.
+// Gradients are float32 tensors of the backend; a weight's gradient has the weight's rows ×
+// cols. Operations that accumulate (the weight gradients, dbias, EmbedBackward) add to
+// what their destination holds, so that the gradients of shared weights (the tied embedding,
+// the position bias) and of accumulated micro-batches sum in place; Zero clears them.
+type Trainer interface {
+	Backend
+
+	// Zero sets every element of t to 0.
+	Zero(t Tensor)
+	// Copy sets dst = src (same dims).
+	Copy(dst, src Tensor)
+	// AddTo sets dst += src (same dims): the gradient of a residual connection.
+	AddTo(dst, src Tensor)
+	// SumSquares returns Σ t² accumulated in float64: the gradient norm.
+	SumSquares(t Tensor) float64
+
+	// LinearBackward is the gradient of dst = x·wᵀ for a float32 weight w of dy.Cols ×
+	// x.Cols: dx = ep(dx, dy·w) (ep Store or Add) unless dx is empty, and dw += dyᵀ·x unless
+	// dw is empty. dx must not overlap dy or x.
+	LinearBackward(dx, dw, dy, x Tensor, w Weight, ep Epilogue)
+	// RMSNormBackward is the gradient of y = RMSNorm(x, w, eps) (Backend.RMSNorm): dx =
+	// ep(dx, ∂L/∂x) (ep Store or Add) and dw += Σ_rows dy ⊙ x·rsqrt(mean(x²)+eps). dx must not
+	// overlap dy or x.
+	RMSNormBackward(dx, dw, dy, x, w Tensor, eps float32, ep Epilogue)
+	// ActivateBackward is the gradient of y = act(a) ⊙ b (b empty: y = act(a)), given the
+	// forward's inputs a and b (before Activate overwrote a: the caller keeps a copy):
+	// da = dy ⊙ b ⊙ act'(a) and, when b is not empty, db = dy ⊙ act(a). da may be dy.
+	ActivateBackward(da, db, dy, a, b Tensor, act Activation)
+	// AttentionBackward is the gradient of Attention for each group (AttnGrad): it writes
+	// DQ and DKV, and adds to dbias (heads × (2D+1), as Attention's bias) the gradient of
+	// every clamped relative position's bias, unless dbias is empty (cross-attention).
+	AttentionBackward(groups []AttnGrad, heads int, dbias Tensor)
+	// EmbedBackward adds row i of dy to row ids[i] of dtable (vocab × d_model), for every i:
+	// the scatter-add of the embedding's gradient (repeated ids accumulate).
+	EmbedBackward(dtable, dy Tensor, ids []int)
+
+	// CrossEntropy turns each row i of logits (tokens × vocab) into its gradient, in place:
+	// for labels[i] ≥ 0, scale·(softmax(row) − onehot(labels[i])); for labels[i] < 0 (HF's
+	// -100), zeros. It returns the sum over labelled rows of −log softmax(row)[labels[i]]
+	// (float64), and how many labelled rows have their label as their first argmax.
+	CrossEntropy(logits Tensor, labels []int, scale float32) (loss float64, correct int)
+	// Dropout sets x = x ⊙ keep / (1−p) with keep(i, j) = DropoutKeep(seed, i, j, p) for the
+	// view's row i and column j: applying the same call to the gradient is the backward.
+	Dropout(x Tensor, p float32, seed uint64)
+}
+
+// AttnGrad is one group of an attention backward: the forward's operands and the gradient
+// of its output. Q, DQ, DOut are N × num_heads·d_kv; KV and DKV are Lk × 2·num_heads·d_kv
+// (each key position's keys then its values, as the q/k/v or k/v product wrote them);
+// Probs is what the forward wrote to AttnGroup.Probs (num_heads·N × Lk). DQ and DKV are
+// written (not accumulated).
+type AttnGrad struct {
+	Q, KV, Probs, DOut Tensor
+	DQ, DKV            Tensor
+	Pos0               int
+	Causal             bool
+}
+
+// DropoutKeep reports whether element (i, j) of a dropout site seeded seed survives at rate
+// p: a counter-based hash, so that every backend drops the same elements and the backward
+// (or a recomputed forward) needs no stored mask.
+func DropoutKeep(seed uint64, i, j int, p float32) bool {
+	z := seed ^ (uint64(uint32(i))<<32 | uint64(uint32(j)))
+	z += 0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	z ^= z >> 31
+	// The top 24 bits as a uniform in [0, 1).
+	return float32(z>>40)*(1.0/(1<<24)) >= p
 }
