@@ -24,11 +24,11 @@ func allowedImports() map[string][]string {
 		"catalog":  {},
 		"convert":  {"catalog"},
 		"zoo":      {"catalog"},
-		"internal": {}, // test harnesses (internal/miniotest): nothing in-module
+		"internal": {"catalog"}, // test harnesses (internal/miniotest, internal/gradoracle): the catalog's shapes at most
 		"backend":  {"catalog", "convert"},
 		"t5":       {"catalog", "convert", "backend"},
 		"infer":    {"catalog", "convert", "backend", "t5"},
-		"finetune": {"catalog", "convert", "backend", "t5", "infer"},
+		"finetune": {"catalog", "convert", "backend", "t5", "infer", "evaluate"}, // evaluate: tasks' train splits and metrics during training
 		"evaluate": {"catalog", "convert", "backend", "t5", "infer"},
 		"fetch":    {"catalog", "convert", "infer", "evaluate", "zoo"}, // get a model by name: cache, registry, Hub import
 		"serve":    append(slices.Clone(lower), "zoo", "fetch"),

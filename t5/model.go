@@ -42,6 +42,9 @@ type Options struct {
 	// MaxTokens bounds the length of an encoder input and of a decoder sequence; it also
 	// bounds the relative position tables. It must be positive.
 	MaxTokens int
+	// LoRA, when set, binds low-rank adapters from the weights (see LoRA): training then
+	// updates the adapters only. The inference passes run the base model without them.
+	LoRA *LoRA
 }
 
 // Model is a T5 model's weights bound on a backend, and its forward passes. Its methods are
@@ -77,6 +80,8 @@ type Model struct {
 	vecBytes int64 // the float32 vectors: layer norms and position biases as stored
 
 	work workList // forward-pass scratch
+
+	tl trainLayout // the trainable parameters, their bound weights and the LoRA adapters
 }
 
 type encoderLayer struct {
@@ -134,6 +139,9 @@ func New(ctx context.Context, shape catalog.Shape, be backend.Backend, src Weigh
 		return nil, err
 	}
 	m.buildBuckets()
+	if err := m.bindTrain(src, opts.LoRA); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
