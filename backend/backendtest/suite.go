@@ -18,7 +18,9 @@
 // that must be neither read nor written, ragged attention batches (causal and not, with and
 // without a position bias, positions past 0, probabilities requested), caches grown over
 // many rounds, forked, truncated, and the host-row operations on rows with ties and
-// infinities.
+// infinities. A backend that implements backend.Trainer gets its backward half checked too
+// (subtest Trainer, train.go): every gradient against a float64 reference, and the same
+// determinism promise.
 //
 // Results are compared with tolerances derived from float32 rounding (ref.go states each
 // formula): a correct backend is within them whatever its summation order, and an
@@ -100,6 +102,9 @@ func Run(t *testing.T, c Config) {
 				})
 			}
 		})
+	}
+	if tr, ok := be.(backend.Trainer); ok {
+		t.Run("Trainer", func(t *testing.T) { runTrainer(t, c, tr) })
 	}
 	if c.Promise == BitIdenticalBatching {
 		t.Run("BitIdenticalBatching", func(t *testing.T) {
