@@ -23,8 +23,8 @@ type LoRA struct {
 	Targets []string // nil: "q", "v"
 }
 
-// DefaultLoRATargets are PEFT's target modules for T5.
-var DefaultLoRATargets = []string{"q", "v"}
+// defaultLoRATargets are PEFT's target modules for T5.
+func defaultLoRATargets() []string { return []string{"q", "v"} }
 
 // adapter is one module's LoRA pair, adding to columns [lo, hi) of the product of
 // trainLayout.mats[mat] (the module's rows of the stacked weight).
@@ -50,7 +50,7 @@ func (m *Model) bindLoRA(src Weights, cfg *LoRA) error {
 	}
 	targets := cfg.Targets
 	if len(targets) == 0 {
-		targets = DefaultLoRATargets
+		targets = defaultLoRATargets()
 	}
 	tl := &m.tl
 	matched := map[string]bool{}

@@ -38,7 +38,8 @@ package t5
 // 2 for another non-gated activation (the pre-activation copy), 3 for a gated FFN; LoRA adds
 // R per adapter on the layer's products. Beside that: 2d per token of each stack (the final
 // norm's input and output), one logits block of at most headBlockFloats values, and the
-// backward's gradients of one layer (about 3d + 4I + 2F per token, and 3I per encoder token).
+// backward's temporaries, reused layer after layer: at most 4d + 5I + 2F per token, and 2I
+// per encoder token (the cross keys' and values' gradient).
 //
 // With Recompute, only each layer's input is kept, d per token per layer, and the backward
 // re-runs each layer's forward from it (the same operations on the same inputs: the same
