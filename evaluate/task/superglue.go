@@ -250,6 +250,12 @@ func recordExamples(q recordQuery) []Example {
 // each query: it is the one deduplicate_metric(squad) scores, and the others have the same
 // input, so the metrics are T5's at a fraction of the decoding.
 func readReCoRD(ctx context.Context, r io.Reader, file string) ([]Example, error) {
+	return readReCoRDExamples(ctx, r, file, false)
+}
+
+// readReCoRDExamples is readReCoRD keeping, when all, every one of T5's per-answer
+// examples (its training examples) instead of the first of each query.
+func readReCoRDExamples(ctx context.Context, r io.Reader, file string, all bool) ([]Example, error) {
 	var out []Example
 	err := scanJSONL(ctx, r, file, func(line int, row jsonObject) error {
 		bad := func(err error) error { return &LineError{File: file, Line: line, Err: err} }
@@ -287,7 +293,11 @@ func readReCoRD(ctx context.Context, r io.Reader, file string) ([]Example, error
 				return bad(fmt.Errorf("qas[%d]: %w", i, err))
 			}
 			q.passageIdx, q.passage, q.entities = pidx, text, entities
-			out = append(out, recordExamples(q)[0])
+			if exs := recordExamples(q); all {
+				out = append(out, exs...)
+			} else {
+				out = append(out, exs[0])
+			}
 		}
 		return nil
 	})
